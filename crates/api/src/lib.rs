@@ -1,0 +1,1 @@
+//! arle-api (work in progress).

@@ -1,0 +1,1 @@
+//! arle-engine (work in progress).

@@ -1,0 +1,1 @@
+//! arle-kernels (work in progress).

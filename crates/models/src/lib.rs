@@ -1,0 +1,1 @@
+//! arle-models (work in progress).

@@ -1,0 +1,1 @@
+//! arle-sched (work in progress).

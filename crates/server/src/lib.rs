@@ -1,0 +1,1 @@
+//! arle-server (work in progress).
