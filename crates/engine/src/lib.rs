@@ -1,1 +1,10 @@
-//! arle-engine (work in progress).
+//! `arle-engine`: tokenizer and chat templates, sampling, stop handling, the model runner and
+//! the engine thread behind [`EngineHandle`].
+
+pub mod error;
+pub mod request;
+
+pub use error::EngineError;
+pub use request::{
+    FinishReason, GenerateEvent, GenerateRequest, SamplingParams, TokenLogprob, Usage,
+};

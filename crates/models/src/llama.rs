@@ -1,0 +1,1 @@
+//! Llama family (SmolLM2, Llama 3.x). (Skeleton.)
