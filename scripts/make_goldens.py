@@ -1,0 +1,267 @@
+#!/usr/bin/env python3
+"""Golden fixtures for the Rust model tests (MODEL-SPECS §9): tiny random HF checkpoints + reference
+activations/logits, plus RoPE inverse frequencies for every scaling type we implement.
+
+Regenerate (CPU, transformers 5.24.0, torch 2.x, no fla / causal-conv1d installed):
+    /tmp/ref/venv/bin/python scripts/make_goldens.py crates/models/tests/fixtures/golden
+
+Writes, per model in {llama, qwen3}:
+    <out>/<model>/config.json, model.safetensors   (f32 checkpoint, save_pretrained)
+    <out>/<model>/golden_f32.safetensors            (see README.md beside the fixtures)
+    <out>/<model>/golden_bf16.safetensors           (logits only, from a bf16 reload)
+and <out>/rope_inv_freq.json (inv_freq for default/linear/llama3/yarn configs).
+"""
+
+import json
+import math
+import os
+import sys
+
+import torch
+import transformers
+from safetensors.torch import save_file
+from transformers import AutoModelForCausalLM, DynamicCache, LlamaConfig, Qwen3Config
+from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
+T = 150  # tokens in the golden prompt
+P = 100  # prefill length before decode / continuation
+SEED = 1234
+
+CONFIGS = {
+    "llama": lambda: LlamaConfig(
+        vocab_size=512,
+        hidden_size=64,
+        intermediate_size=176,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        rms_norm_eps=1e-5,
+        rope_theta=100000.0,
+        tie_word_embeddings=True,
+        max_position_embeddings=1024,
+    ),
+    "qwen3": lambda: Qwen3Config(
+        vocab_size=512,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=32,
+        rms_norm_eps=1e-6,
+        rope_theta=1e6,
+        tie_word_embeddings=True,
+    ),
+}
+
+# Module outputs (and inputs) recorded per layer, HF names relative to `model.layers.{i}`.
+LAYER_OUTPUTS = [
+    "input_layernorm",
+    "self_attn.q_proj",
+    "self_attn.q_norm",
+    "self_attn.k_norm",
+    "mlp",
+]
+LAYER_INPUTS = ["self_attn.o_proj"]
+
+
+def perturb(model):
+    """MODEL-SPECS §9.2 step 2: make every weight matter (HF init leaves norms at identity)."""
+    g = torch.Generator().manual_seed(SEED + 1)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("norm.weight"):
+                p.add_(0.2 * torch.randn(p.shape, generator=g))
+            elif name.endswith("dt_bias"):
+                p.add_(0.5 * torch.randn(p.shape, generator=g))
+            elif name.endswith("A_log"):
+                pass
+            else:
+                p.mul_(3.0)
+
+
+def flat2d(t):
+    """[1, T, ...] -> [T, prod(...)] f32 (heads flattened head-major)."""
+    t = t.detach().float()
+    if t.dim() >= 3 and t.shape[0] == 1:
+        t = t[0]
+    return t.reshape(t.shape[0], -1).clone()
+
+
+def record_hooks(model, out):
+    handles = []
+    n_layers = model.config.num_hidden_layers
+
+    def hook_layer(i):
+        def fn(_mod, args, kwargs, output):
+            x = args[0] if args else kwargs["hidden_states"]
+            y = output[0] if isinstance(output, tuple) else output
+            out[f"model.layers.{i}.in"] = flat2d(x)
+            out[f"model.layers.{i}.out"] = flat2d(y)
+
+        return fn
+
+    for i in range(n_layers):
+        layer = model.model.layers[i]
+        handles.append(layer.register_forward_hook(hook_layer(i), with_kwargs=True))
+        for rel in LAYER_OUTPUTS + LAYER_INPUTS:
+            try:
+                mod = layer.get_submodule(rel)
+            except AttributeError:
+                continue
+            key = f"model.layers.{i}.{rel}"
+            if rel in LAYER_INPUTS:
+
+                def fn(_m, args, _o, key=key):
+                    out[key + ".in"] = flat2d(args[0])
+
+            else:
+
+                def fn(_m, _a, o, key=key):
+                    o = o[0] if isinstance(o, tuple) else o
+                    out[key + ".out"] = flat2d(o)
+
+            handles.append(mod.register_forward_hook(fn))
+
+    def norm_fn(_m, _a, o):
+        out["model.norm.out"] = flat2d(o)
+
+    handles.append(model.model.norm.register_forward_hook(norm_fn))
+    return handles
+
+
+def logits_runs(model, ids, with_cache_dump):
+    """Returns dict with logits.full, logits.prefill_then_decode, logits.prefill_then_continue.
+    The two incremental variants keep rows P..T only (rows 0..P are the prefill = logits.full)."""
+    res = {}
+    with torch.no_grad():
+        res["logits.full"] = flat2d(model(ids, use_cache=False).logits)
+
+        cache = DynamicCache(config=model.config)
+        model(ids[:, :P], past_key_values=cache, use_cache=True)
+        if with_cache_dump:
+            for i, layer in enumerate(cache.layers):
+                res[f"cache.{i}.keys"] = layer.keys.detach().float().contiguous()
+                res[f"cache.{i}.values"] = layer.values.detach().float().contiguous()
+        rows = []
+        for t in range(P, T):
+            rows.append(model(ids[:, t : t + 1], past_key_values=cache, use_cache=True).logits[0, -1])
+        res["logits.prefill_then_decode"] = torch.stack(rows).float().contiguous()
+
+        cache = DynamicCache(config=model.config)
+        model(ids[:, :P], past_key_values=cache, use_cache=True)
+        cont = model(ids[:, P:], past_key_values=cache, use_cache=True).logits
+        res["logits.prefill_then_continue"] = flat2d(cont)
+    return res
+
+
+def make_model(name, out_dir):
+    model_dir = os.path.join(out_dir, name)
+    os.makedirs(model_dir, exist_ok=True)
+    torch.manual_seed(SEED)
+    model = AutoModelForCausalLM.from_config(CONFIGS[name](), dtype=torch.float32)
+    perturb(model)
+    model.save_pretrained(model_dir)
+    # Keep the folder to what the Rust loader reads.
+    for extra in ("generation_config.json",):
+        p = os.path.join(model_dir, extra)
+        if os.path.exists(p):
+            os.remove(p)
+
+    g = torch.Generator().manual_seed(SEED + 2)
+    ids = torch.randint(0, model.config.vocab_size, (1, T), generator=g)
+
+    # f32: primary gate, with per-module activations.
+    m32 = AutoModelForCausalLM.from_pretrained(
+        model_dir, dtype=torch.float32, attn_implementation="eager"
+    ).eval()
+    golden = {"input_ids": ids[0].to(torch.int64).contiguous()}
+    acts = {}
+    handles = record_hooks(m32, acts)
+    with torch.no_grad():
+        m32(ids, use_cache=False)
+    for h in handles:
+        h.remove()
+    golden.update(acts)
+    golden.update(logits_runs(m32, ids, with_cache_dump=True))
+    golden["rope.inv_freq"] = m32.model.rotary_emb.inv_freq.detach().float().contiguous()
+    save_file(golden, os.path.join(model_dir, "golden_f32.safetensors"))
+
+    # bf16: logits only (for the CUDA backend's tolerance tests).
+    m16 = AutoModelForCausalLM.from_pretrained(
+        model_dir, dtype=torch.bfloat16, attn_implementation="eager"
+    ).eval()
+    g16 = {"input_ids": ids[0].to(torch.int64).contiguous()}
+    for k, v in logits_runs(m16, ids, with_cache_dump=False).items():
+        g16[k] = v.to(torch.bfloat16).contiguous()
+    save_file(g16, os.path.join(model_dir, "golden_bf16.safetensors"))
+    print(f"{name}: {sum(p.numel() for p in m32.parameters())} params -> {model_dir}")
+
+
+ROPE_CASES = [
+    {"name": "default", "head_dim": 64, "rope_parameters": {"rope_type": "default", "rope_theta": 100000.0}},
+    {"name": "default_partial", "head_dim": 256,
+     "rope_parameters": {"rope_type": "default", "rope_theta": 10000000.0, "partial_rotary_factor": 0.25}},
+    {"name": "linear", "head_dim": 64, "rope_parameters": {"rope_type": "linear", "rope_theta": 10000.0, "factor": 4.0}},
+    {"name": "llama3", "head_dim": 128,
+     "rope_parameters": {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0, "low_freq_factor": 1.0,
+                         "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}},
+    {"name": "llama3_32", "head_dim": 64,
+     "rope_parameters": {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 32.0, "low_freq_factor": 1.0,
+                         "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}},
+    {"name": "yarn", "head_dim": 128,
+     "rope_parameters": {"rope_type": "yarn", "rope_theta": 1000000.0, "factor": 4.0,
+                         "original_max_position_embeddings": 32768}},
+    {"name": "yarn_no_truncate", "head_dim": 64,
+     "rope_parameters": {"rope_type": "yarn", "rope_theta": 10000.0, "factor": 2.0, "beta_fast": 16.0,
+                         "beta_slow": 2.0, "original_max_position_embeddings": 2048, "truncate": False}},
+]
+
+
+def make_rope(out_dir):
+    cases = []
+    for case in ROPE_CASES:
+        params = dict(case["rope_parameters"])
+        cfg = LlamaConfig(
+            hidden_size=case["head_dim"] * 4,
+            num_attention_heads=4,
+            head_dim=case["head_dim"],
+            max_position_embeddings=131072,
+            rope_parameters=params,
+        )
+        rope_type = params["rope_type"]
+        if rope_type == "default":
+            from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
+
+            inv_freq, scaling = LlamaRotaryEmbedding.compute_default_rope_parameters(cfg)
+        else:
+            inv_freq, scaling = ROPE_INIT_FUNCTIONS[rope_type](cfg)
+        cases.append(
+            {
+                "name": case["name"],
+                "head_dim": case["head_dim"],
+                "rope_parameters": case["rope_parameters"],
+                "attention_scaling": float(scaling),
+                # f32 values as exact bit patterns (JSON floats would round-trip through f64 fine,
+                # but bits make "bit-exact" checks unambiguous).
+                "inv_freq_bits": [int(b) for b in inv_freq.float().view(torch.int32).tolist()],
+            }
+        )
+    with open(os.path.join(out_dir, "rope_inv_freq.json"), "w") as f:
+        json.dump({"transformers": transformers.__version__, "torch": torch.__version__, "cases": cases}, f)
+        f.write("\n")
+
+
+def main():
+    out_dir = sys.argv[1] if len(sys.argv) > 1 else "crates/models/tests/fixtures/golden"
+    os.makedirs(out_dir, exist_ok=True)
+    torch.set_num_threads(1)
+    for name in CONFIGS:
+        make_model(name, out_dir)
+    make_rope(out_dir)
+    print(f"transformers {transformers.__version__}, torch {torch.__version__}")
+
+
+if __name__ == "__main__":
+    main()
