@@ -231,7 +231,14 @@ def make_rope(out_dir):
             rope_parameters=params,
         )
         rope_type = params["rope_type"]
-        if rope_type == "default":
+        if rope_type == "default" and "partial_rotary_factor" in params:
+            # Llama's default ignores partial_rotary_factor; Qwen3.5's honours it.
+            from transformers import Qwen3_5TextConfig
+            from transformers.models.qwen3_5.modeling_qwen3_5 import Qwen3_5TextRotaryEmbedding
+
+            cfg = Qwen3_5TextConfig(head_dim=case["head_dim"], rope_parameters=dict(params))
+            inv_freq, scaling = Qwen3_5TextRotaryEmbedding.compute_default_rope_parameters(cfg)
+        elif rope_type == "default":
             from transformers.models.llama.modeling_llama import LlamaRotaryEmbedding
 
             inv_freq, scaling = LlamaRotaryEmbedding.compute_default_rope_parameters(cfg)
