@@ -1,6 +1,8 @@
 //! Request parsing and validation: accepted shapes, and for every rejection the `param` it
 //! names (what a client sees in `error.param`).
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeSet;
 
 use arle_api::parse::{CHAT_FIELDS, CHAT_UNSUPPORTED, COMPLETION_FIELDS, COMPLETION_UNSUPPORTED};
