@@ -1,0 +1,375 @@
+//! [`Scheduler`]: decides each step which tokens of which requests run.
+//!
+//! Policy (vLLM v1 style, one progress counter per request):
+//! - Budget: at most `max_num_batched_tokens` tokens per step, at most `max_num_seqs` running.
+//! - Running requests first, oldest first: each gets `min(remaining tokens, budget left)` tokens
+//!   (1 for decode; a chunk for a prompt still being prefilled).
+//! - When a running request's pages do not fit, the *newest* running request is preempted
+//!   (recompute): its pages are freed, `num_computed_tokens = 0`, it goes to the front of the
+//!   waiting queue keeping its output tokens, which are recomputed with the prompt on resume.
+//!   A step that preempts admits nothing new.
+//! - Then waiting requests in FCFS order while budget and seats remain: prefix-cache lookup (none
+//!   while prompt logits are pending), first allocation, first chunk. The first request that does
+//!   not fit stops admission (no overtaking).
+//! - `schedule()` advances `num_computed_tokens` by the scheduled tokens; `update()` registers the
+//!   computed pages in the prefix cache, appends sampled tokens and finishes on stop/length.
+//!
+//! Invariants: a request id is in exactly one of `waiting` / `running` while live; running
+//! requests hold pages covering their computed tokens; waiting ones hold none.
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::request::RequestState;
+use crate::{
+    num_pages_for, BlockId, FinishReason, KvCacheManager, ModelOutput, PrefixHit, Request,
+    RequestId, RequestStatus, RequestUpdate, SchedError, ScheduledRequest, SchedulerOutput,
+    SchedulerStats,
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SchedulerConfig {
+    /// KV pages including the null block 0.
+    pub num_blocks: usize,
+    pub max_num_batched_tokens: usize,
+    pub max_num_seqs: usize,
+    /// Longest sequence (prompt + output) a request may reach.
+    pub max_model_len: usize,
+}
+
+#[derive(Debug)]
+pub struct Scheduler {
+    config: SchedulerConfig,
+    kv: KvCacheManager,
+    requests: HashMap<RequestId, RequestState>,
+    waiting: VecDeque<RequestId>,
+    running: Vec<RequestId>,
+    finished_since_last_step: Vec<RequestId>,
+    stats: SchedulerStats,
+}
+
+impl Scheduler {
+    pub fn new(config: SchedulerConfig) -> Result<Self, SchedError> {
+        if config.max_num_batched_tokens == 0 {
+            return Err(SchedError::InvalidConfig("max_num_batched_tokens must be > 0"));
+        }
+        if config.max_num_seqs == 0 {
+            return Err(SchedError::InvalidConfig("max_num_seqs must be > 0"));
+        }
+        if config.max_model_len == 0 {
+            return Err(SchedError::InvalidConfig("max_model_len must be > 0"));
+        }
+        let kv = KvCacheManager::new(config.num_blocks)?;
+        if num_pages_for(config.max_model_len) > kv.pool().num_usable_blocks() {
+            return Err(SchedError::InvalidConfig(
+                "max_model_len needs more pages than the pool has",
+            ));
+        }
+        Ok(Self {
+            config,
+            kv,
+            requests: HashMap::new(),
+            waiting: VecDeque::new(),
+            running: Vec::new(),
+            finished_since_last_step: Vec::new(),
+            stats: SchedulerStats::default(),
+        })
+    }
+
+    pub fn config(&self) -> &SchedulerConfig {
+        &self.config
+    }
+
+    pub fn kv_cache(&self) -> &KvCacheManager {
+        &self.kv
+    }
+
+    /// Queues a request at the back of the waiting queue.
+    pub fn add_request(&mut self, request: Request) -> Result<(), SchedError> {
+        let id = request.id;
+        if self.requests.contains_key(&id) {
+            return Err(SchedError::DuplicateRequest(id));
+        }
+        if request.prompt_token_ids.is_empty() {
+            return Err(SchedError::EmptyPrompt(id));
+        }
+        if request.prompt_token_ids.len() > self.config.max_model_len {
+            return Err(SchedError::PromptTooLong {
+                id,
+                prompt_tokens: request.prompt_token_ids.len(),
+                max_model_len: self.config.max_model_len,
+            });
+        }
+        self.requests.insert(id, RequestState::new(request));
+        self.waiting.push_back(id);
+        Ok(())
+    }
+
+    pub fn num_waiting(&self) -> usize {
+        self.waiting.len()
+    }
+
+    pub fn num_running(&self) -> usize {
+        self.running.len()
+    }
+
+    pub fn has_unfinished_requests(&self) -> bool {
+        !self.requests.is_empty()
+    }
+
+    pub fn request_status(&self, id: RequestId) -> Option<RequestStatus> {
+        self.requests.get(&id).map(|r| r.status)
+    }
+
+    /// Prompt ++ output tokens of a live request.
+    pub fn request_token_ids(&self, id: RequestId) -> Option<&[u32]> {
+        self.requests.get(&id).map(|r| r.token_ids.as_slice())
+    }
+
+    pub fn request_num_computed_tokens(&self, id: RequestId) -> Option<usize> {
+        self.requests.get(&id).map(|r| r.num_computed_tokens)
+    }
+
+    pub fn request_block_table(&self, id: RequestId) -> Option<&[BlockId]> {
+        self.kv.block_table(id)
+    }
+
+    pub fn stats(&self) -> SchedulerStats {
+        let pool = self.kv.pool();
+        SchedulerStats {
+            num_waiting: self.waiting.len(),
+            num_running: self.running.len(),
+            num_free_blocks: pool.num_free_blocks(),
+            num_used_blocks: pool.num_used_blocks(),
+            num_cached_blocks: self.kv.prefix_cache().num_cached_pages(),
+            ..self.stats
+        }
+    }
+
+    /// Plans one step. See the module doc for the policy.
+    pub fn schedule(&mut self) -> Result<SchedulerOutput, SchedError> {
+        self.kv.release_copy_sources()?;
+        let mut output = SchedulerOutput {
+            step: self.stats.steps_total,
+            finished: std::mem::take(&mut self.finished_since_last_step),
+            ..SchedulerOutput::default()
+        };
+        self.stats.steps_total += 1;
+        let mut budget_tokens = self.config.max_num_batched_tokens;
+        self.schedule_running(&mut output, &mut budget_tokens)?;
+        if output.preempted.is_empty() {
+            self.schedule_waiting(&mut output, &mut budget_tokens)?;
+        }
+        output.num_batched_tokens = self.config.max_num_batched_tokens - budget_tokens;
+        Ok(output)
+    }
+
+    fn schedule_running(
+        &mut self,
+        output: &mut SchedulerOutput,
+        budget_tokens: &mut usize,
+    ) -> Result<(), SchedError> {
+        let mut index = 0;
+        while index < self.running.len() && *budget_tokens > 0 {
+            let id = self.running[index];
+            let req = self.state(id)?;
+            let num_new = (req.num_tokens() - req.num_computed_tokens).min(*budget_tokens);
+            if num_new == 0 {
+                index += 1;
+                continue;
+            }
+            let num_tokens_after = req.num_computed_tokens + num_new;
+            let fits = loop {
+                if self.kv.allocate(id, num_tokens_after)?.is_some() {
+                    break true;
+                }
+                let Some(victim) = self.running.pop() else {
+                    break false;
+                };
+                self.preempt(victim)?;
+                output.preempted.push(victim);
+                if victim == id {
+                    break false;
+                }
+            };
+            if !fits {
+                break;
+            }
+            output.scheduled.push(self.commit(id, num_new)?);
+            *budget_tokens -= num_new;
+            index += 1;
+        }
+        Ok(())
+    }
+
+    fn schedule_waiting(
+        &mut self,
+        output: &mut SchedulerOutput,
+        budget_tokens: &mut usize,
+    ) -> Result<(), SchedError> {
+        while *budget_tokens > 0 && self.running.len() < self.config.max_num_seqs {
+            let Some(&id) = self.waiting.front() else {
+                break;
+            };
+            let req = self.state(id)?;
+            let hit = if req.prompt_logits_pending() {
+                PrefixHit::default()
+            } else {
+                self.kv.lookup_prefix(&req.token_ids)
+            };
+            let num_query_tokens = req.num_tokens();
+            let num_new = (num_query_tokens - hit.num_cached_tokens).min(*budget_tokens);
+            let Some(allocation) = self.kv.allocate_new(id, &hit, num_new)? else {
+                break;
+            };
+            output.block_copies.extend(allocation.copies);
+            self.waiting.pop_front();
+            self.running.push(id);
+            let req = self.state_mut(id)?;
+            req.status = RequestStatus::Running;
+            req.num_computed_tokens = hit.num_cached_tokens;
+            req.num_cached_tokens = hit.num_cached_tokens;
+            self.stats.prefix_query_tokens_total += num_query_tokens as u64;
+            self.stats.prefix_hit_tokens_total += hit.num_cached_tokens as u64;
+            output.scheduled.push(self.commit(id, num_new)?);
+            *budget_tokens -= num_new;
+        }
+        Ok(())
+    }
+
+    /// Emits the step's work for `id` and advances its progress counter.
+    fn commit(&mut self, id: RequestId, num_new: usize) -> Result<ScheduledRequest, SchedError> {
+        let block_table = self
+            .kv
+            .block_table(id)
+            .ok_or(SchedError::Internal("scheduled request holds no pages"))?
+            .to_vec();
+        let req = self.state_mut(id)?;
+        let start = req.num_computed_tokens;
+        let end = start + num_new;
+        let needs_prompt_logits = req.prompt_logits_pending() && start < req.num_prompt_tokens;
+        if end >= req.num_prompt_tokens {
+            req.prompt_logits_done = true;
+        }
+        req.num_computed_tokens = end;
+        Ok(ScheduledRequest {
+            id,
+            token_ids: req.token_ids[start..end].to_vec(),
+            start_position: start,
+            block_table,
+            samples_next_token: end == req.num_tokens(),
+            needs_prompt_logits,
+            num_prompt_tokens: req.num_prompt_tokens,
+            num_cached_tokens: req.num_cached_tokens,
+        })
+    }
+
+    fn preempt(&mut self, id: RequestId) -> Result<(), SchedError> {
+        self.kv.free(id)?;
+        let req = self.state_mut(id)?;
+        req.status = RequestStatus::Preempted;
+        req.num_computed_tokens = 0;
+        req.num_cached_tokens = 0;
+        self.waiting.push_front(id);
+        self.stats.preemptions_total += 1;
+        Ok(())
+    }
+
+    /// Takes the step's results: caches the computed pages, appends sampled tokens, finishes
+    /// requests on a stop token, `max_tokens` or `max_model_len`. Samples for requests aborted
+    /// since `schedule()` are ignored.
+    pub fn update(
+        &mut self,
+        scheduled: &SchedulerOutput,
+        model_output: &ModelOutput,
+    ) -> Result<Vec<RequestUpdate>, SchedError> {
+        for s in &scheduled.scheduled {
+            if let Some(req) = self.requests.get(&s.id) {
+                if req.status == RequestStatus::Running {
+                    self.kv
+                        .cache_blocks(s.id, &req.token_ids, req.num_computed_tokens)?;
+                }
+            }
+        }
+        let mut updates = Vec::new();
+        for s in scheduled.scheduled.iter().filter(|s| s.samples_next_token) {
+            if self.requests.get(&s.id).is_some_and(|r| r.max_tokens == 0) {
+                self.remove_finished(s.id)?;
+                updates.push(RequestUpdate {
+                    id: s.id,
+                    token_id: None,
+                    finish_reason: Some(FinishReason::Length),
+                });
+            }
+        }
+        for &(id, token_id) in &model_output.sampled {
+            let Some(req) = self.requests.get_mut(&id) else {
+                continue;
+            };
+            let expected = scheduled
+                .scheduled
+                .iter()
+                .any(|s| s.id == id && s.samples_next_token);
+            if !expected || req.status != RequestStatus::Running {
+                return Err(SchedError::UnexpectedSample(id));
+            }
+            req.token_ids.push(token_id);
+            let finish_reason = if req.stop_token_ids.contains(&token_id) {
+                Some(FinishReason::Stop)
+            } else if req.num_output_tokens() >= req.max_tokens
+                || req.num_tokens() >= self.config.max_model_len
+            {
+                Some(FinishReason::Length)
+            } else {
+                None
+            };
+            if finish_reason.is_some() {
+                self.remove_finished(id)?;
+            }
+            updates.push(RequestUpdate {
+                id,
+                token_id: Some(token_id),
+                finish_reason,
+            });
+        }
+        Ok(updates)
+    }
+
+    /// Ends a live request (e.g. the engine found a stop string): frees its pages (computed pages
+    /// stay cached) and reports it in the next output's `finished`. `_reason` is the engine's to
+    /// report; the scheduler treats every reason alike.
+    pub fn finish_request(&mut self, id: RequestId, _reason: FinishReason) -> Result<(), SchedError> {
+        if !self.requests.contains_key(&id) {
+            return Err(SchedError::UnknownRequest(id));
+        }
+        self.remove_finished(id)
+    }
+
+    /// Aborts a waiting or running request. Returns whether it was live (aborting a finished or
+    /// unknown id is a no-op: the race with normal completion is expected).
+    pub fn abort_request(&mut self, id: RequestId) -> Result<bool, SchedError> {
+        if !self.requests.contains_key(&id) {
+            return Ok(false);
+        }
+        self.finish_request(id, FinishReason::Abort)?;
+        Ok(true)
+    }
+
+    fn remove_finished(&mut self, id: RequestId) -> Result<(), SchedError> {
+        self.requests.remove(&id);
+        self.waiting.retain(|&w| w != id);
+        self.running.retain(|&r| r != id);
+        self.kv.free(id)?;
+        self.finished_since_last_step.push(id);
+        Ok(())
+    }
+
+    fn state(&self, id: RequestId) -> Result<&RequestState, SchedError> {
+        self.requests.get(&id).ok_or(SchedError::UnknownRequest(id))
+    }
+
+    fn state_mut(&mut self, id: RequestId) -> Result<&mut RequestState, SchedError> {
+        self.requests
+            .get_mut(&id)
+            .ok_or(SchedError::UnknownRequest(id))
+    }
+}
