@@ -1,7 +1,15 @@
 //! RMSNorm over the last dimension, in the two weight conventions of MODEL-SPECS §1.1.
 //! (The gated variant used by Gated DeltaNet arrives with Qwen3.5.)
+//!
+//! Computed in f32: `x̂ = x · (1 / sqrt(mean(x²) + eps))`, then `x̂ · w'` with `w' = w` (Plain) or
+//! `1 + w` (ZeroCentered, the 1 added in f32). Rows run in parallel when there are many.
 
+use super::simd;
 use crate::{error::shape_err, Result, Tensor, Weight};
+use rayon::prelude::*;
+
+/// Values per rayon task (rows are grouped until they reach this).
+const MIN_TASK_VALUES: usize = 1 << 14;
 
 /// How the norm weight is applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,12 +34,19 @@ pub fn rms_norm(x: &Tensor, w: &Weight, eps: f32, kind: RmsNormKind) -> Result<T
         wv.iter_mut().for_each(|v| *v += 1.0);
     }
     let mut out = x.clone();
-    for row in out.data_mut().chunks_mut(n.max(1)) {
-        let ms = row.iter().map(|v| v * v).sum::<f32>() / n as f32;
-        let inv = 1.0 / (ms + eps).sqrt();
-        for (v, w) in row.iter_mut().zip(&wv) {
-            *v = *v * inv * w;
-        }
+    if n == 0 {
+        return Ok(out);
     }
+    let min_rows = (MIN_TASK_VALUES / n).max(1);
+    out.data_mut()
+        .par_chunks_mut(n)
+        .with_min_len(min_rows)
+        .for_each(|row| {
+            let ms = simd::dot(row, row) / n as f32;
+            let inv = 1.0 / (ms + eps).sqrt();
+            for (v, w) in row.iter_mut().zip(&wv) {
+                *v = *v * inv * w;
+            }
+        });
     Ok(out)
 }
