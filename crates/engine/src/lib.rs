@@ -3,6 +3,7 @@
 
 pub mod error;
 pub mod request;
+pub mod tokenizer;
 
 pub use error::EngineError;
 pub use request::{
