@@ -5,6 +5,7 @@
 //!   folder or a GGUF file (HF names in both cases), shape-checked; unused tensors are an error.
 //! - [`config`]: raw HF `config.json` / GGUF metadata → validated [`config::ModelConfig`].
 //! - [`batch`], [`cache`]: what one forward step reads ([`ForwardBatch`]) and writes ([`ModelCache`]).
+//! - [`layers`]: shared decoder blocks (attention, SwiGLU MLP, RMSNorm, the dense decoder stack).
 //! - One file per architecture: [`llama`], [`qwen3`].
 //! - [`load`]: path → ready [`Model`].
 
@@ -13,6 +14,7 @@ pub mod cache;
 pub mod config;
 pub mod error;
 pub mod gguf;
+pub mod layers;
 pub mod llama;
 pub mod load;
 pub mod qwen3;

@@ -142,8 +142,8 @@ fn llama3_inv_freq(
             } else {
                 inv
             };
-            let is_medium = !(wavelen < high_freq_wavelen) && !(wavelen > low_freq_wavelen);
-            if !is_medium {
+            // Medium band: neither `wavelen < high` nor `wavelen > low`.
+            if wavelen < high_freq_wavelen || wavelen > low_freq_wavelen {
                 return inv_llama;
             }
             let smooth = ((1.0 / wavelen) * old_context_len as f32 - low_freq_factor) / factor_span;
