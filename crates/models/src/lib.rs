@@ -1,6 +1,8 @@
 //! `arle-models`: configs, weight loading and the model architectures.
 //!
 //! - [`gguf`]: GGUF v2/v3 reader (metadata + tensor directory over an mmap).
+//! - [`safetensors`]: HF safetensors folders (single file or sharded), mmap'd.
+//! - [`gguf_names`]: GGUF -> HF tensor names and the llama Q/K row un-permutation.
 //! - [`weights`]: [`weights::WeightSource`], strict by-name access to tensors from a safetensors
 //!   folder or a GGUF file (HF names in both cases), shape-checked; unused tensors are an error.
 //! - [`config`]: raw HF `config.json` / GGUF metadata → validated [`config::ModelConfig`].
@@ -14,11 +16,13 @@ pub mod cache;
 pub mod config;
 pub mod error;
 pub mod gguf;
+pub mod gguf_names;
 pub mod layers;
 pub mod llama;
 pub mod load;
 pub mod qwen3;
 pub mod rope;
+pub mod safetensors;
 pub mod weights;
 
 pub use batch::ForwardBatch;
