@@ -131,36 +131,37 @@ def record_hooks(model, out):
     return handles
 
 
-def logits_runs(model, ids, with_cache_dump):
+def logits_runs(model, ids, with_cache_dump, p=P):
     """Returns dict with logits.full, logits.prefill_then_decode, logits.prefill_then_continue.
-    The two incremental variants keep rows P..T only (rows 0..P are the prefill = logits.full)."""
+    The two incremental variants keep rows p..T only (rows 0..p are the prefill = logits.full)."""
     res = {}
+    t_len = ids.shape[1]
     with torch.no_grad():
         res["logits.full"] = flat2d(model(ids, use_cache=False).logits)
 
         cache = DynamicCache(config=model.config)
-        model(ids[:, :P], past_key_values=cache, use_cache=True)
+        model(ids[:, :p], past_key_values=cache, use_cache=True)
         if with_cache_dump:
             for i, layer in enumerate(cache.layers):
                 res[f"cache.{i}.keys"] = layer.keys.detach().float().contiguous()
                 res[f"cache.{i}.values"] = layer.values.detach().float().contiguous()
         rows = []
-        for t in range(P, T):
+        for t in range(p, t_len):
             rows.append(model(ids[:, t : t + 1], past_key_values=cache, use_cache=True).logits[0, -1])
         res["logits.prefill_then_decode"] = torch.stack(rows).float().contiguous()
 
         cache = DynamicCache(config=model.config)
-        model(ids[:, :P], past_key_values=cache, use_cache=True)
-        cont = model(ids[:, P:], past_key_values=cache, use_cache=True).logits
+        model(ids[:, :p], past_key_values=cache, use_cache=True)
+        cont = model(ids[:, p:], past_key_values=cache, use_cache=True).logits
         res["logits.prefill_then_continue"] = flat2d(cont)
     return res
 
 
-def make_model(name, out_dir):
+def save_checkpoint(name, config, out_dir):
     model_dir = os.path.join(out_dir, name)
     os.makedirs(model_dir, exist_ok=True)
     torch.manual_seed(SEED)
-    model = AutoModelForCausalLM.from_config(CONFIGS[name](), dtype=torch.float32)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     perturb(model)
     model.save_pretrained(model_dir)
     # Keep the folder to what the Rust loader reads.
@@ -168,9 +169,13 @@ def make_model(name, out_dir):
         p = os.path.join(model_dir, extra)
         if os.path.exists(p):
             os.remove(p)
+    return model_dir, model.config.vocab_size
 
+
+def make_model(name, out_dir):
+    model_dir, vocab_size = save_checkpoint(name, CONFIGS[name](), out_dir)
     g = torch.Generator().manual_seed(SEED + 2)
-    ids = torch.randint(0, model.config.vocab_size, (1, T), generator=g)
+    ids = torch.randint(0, vocab_size, (1, T), generator=g)
 
     # f32: primary gate, with per-module activations.
     m32 = AutoModelForCausalLM.from_pretrained(
@@ -196,6 +201,44 @@ def make_model(name, out_dir):
     for k, v in logits_runs(m16, ids, with_cache_dump=False).items():
         g16[k] = v.to(torch.bfloat16).contiguous()
     save_file(g16, os.path.join(model_dir, "golden_bf16.safetensors"))
+    print(f"{name}: {sum(p.numel() for p in m32.parameters())} params -> {model_dir}")
+
+
+# A small llama exercising what the main fixture does not: q/k/v/o and MLP biases, an untied
+# lm_head, GQA 4:1 and llama3 rope scaling with a medium-frequency band. Logits only.
+VARIANT_T, VARIANT_P = 64, 40
+VARIANTS = {
+    "llama_variant": lambda: LlamaConfig(
+        vocab_size=256,
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=1,
+        head_dim=16,
+        rms_norm_eps=1e-5,
+        attention_bias=True,
+        mlp_bias=True,
+        tie_word_embeddings=False,
+        max_position_embeddings=256,
+        rope_parameters={"rope_type": "llama3", "rope_theta": 10000.0, "factor": 8.0,
+                         "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                         "original_max_position_embeddings": 32},
+    ),
+}
+
+
+def make_variant(name, out_dir):
+    model_dir, vocab_size = save_checkpoint(name, VARIANTS[name](), out_dir)
+    g = torch.Generator().manual_seed(SEED + 3)
+    ids = torch.randint(0, vocab_size, (1, VARIANT_T), generator=g)
+    m32 = AutoModelForCausalLM.from_pretrained(
+        model_dir, dtype=torch.float32, attn_implementation="eager"
+    ).eval()
+    golden = {"input_ids": ids[0].to(torch.int64).contiguous()}
+    golden.update(logits_runs(m32, ids, with_cache_dump=False, p=VARIANT_P))
+    golden["rope.inv_freq"] = m32.model.rotary_emb.inv_freq.detach().float().contiguous()
+    save_file(golden, os.path.join(model_dir, "golden_f32.safetensors"))
     print(f"{name}: {sum(p.numel() for p in m32.parameters())} params -> {model_dir}")
 
 
@@ -266,6 +309,8 @@ def main():
     torch.set_num_threads(1)
     for name in CONFIGS:
         make_model(name, out_dir)
+    for name in VARIANTS:
+        make_variant(name, out_dir)
     make_rope(out_dir)
     print(f"transformers {transformers.__version__}, torch {torch.__version__}")
 

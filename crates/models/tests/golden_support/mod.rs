@@ -155,6 +155,7 @@ pub fn check_full(model: &str) {
     let mut cache = new_cache(&loaded);
     let table = scattered_blocks(ids.len().div_ceil(KV_BLOCK_TOKENS), 3, 7);
     let batch = ForwardBatch::single(ids, 0, table, true);
+    check_inv_freq(&loaded, &golden);
     let (logits, traced) = run(&loaded, &mut cache, &batch, true);
     assert_close(
         "logits.full",
@@ -178,6 +179,62 @@ pub fn check_full(model: &str) {
         compared += 1;
     }
     assert!(compared >= 10, "only {compared} traced tensors compared");
+}
+
+/// The RoPE table built from the parsed config vs HF's `rotary_emb.inv_freq`.
+pub fn check_inv_freq(loaded: &LoadedModel, golden: &Golden) {
+    let table = loaded.config.rope.table(loaded.config.head_dim);
+    let want = golden.get("rope.inv_freq");
+    assert_eq!(table.inv_freq.len(), want.len(), "inv_freq length");
+    let d = rel_diff(&table.inv_freq, want);
+    assert!(d <= 1e-6, "rope.inv_freq: relative diff {d:e}");
+}
+
+/// Logits only (fixtures without activations): full pass, prefill `p` + one-token decode steps,
+/// prefill `p` + one continuation chunk; plus inv_freq.
+pub fn check_logits(model: &str, p: usize) {
+    let loaded = load(model);
+    let golden = Golden::open(model);
+    check_inv_freq(&loaded, &golden);
+    let ids = &golden.input_ids;
+    let t = ids.len();
+    let table = scattered_blocks(t.div_ceil(KV_BLOCK_TOKENS), 9, 13);
+
+    let mut cache = new_cache(&loaded);
+    let (full, _) = run(
+        &loaded,
+        &mut cache,
+        &ForwardBatch::single(ids, 0, table.clone(), true),
+        false,
+    );
+    assert_close("logits.full", full.data(), golden.get("logits.full"), 1e-4);
+
+    let mut cache = new_cache(&loaded);
+    run(
+        &loaded,
+        &mut cache,
+        &ForwardBatch::single(&ids[..p], 0, table.clone(), false),
+        false,
+    );
+    let mut rows = Vec::new();
+    for pos in p..t {
+        let step = ForwardBatch::single(&ids[pos..pos + 1], pos, table.clone(), false);
+        rows.extend_from_slice(run(&loaded, &mut cache, &step, false).0.data());
+    }
+    let want = golden.get("logits.prefill_then_decode");
+    assert_close("logits.prefill_then_decode", &rows, want, 1e-4);
+
+    let mut cache = new_cache(&loaded);
+    run(
+        &loaded,
+        &mut cache,
+        &ForwardBatch::single(&ids[..p], 0, table.clone(), false),
+        false,
+    );
+    let rest = ForwardBatch::single(&ids[p..], p, table, true);
+    let (cont, _) = run(&loaded, &mut cache, &rest, false);
+    let want = golden.get("logits.prefill_then_continue");
+    assert_close("logits.prefill_then_continue", cont.data(), want, 1e-4);
 }
 
 /// Prefill P tokens, then one-token decode steps; also checks the KV pages after the prefill.
