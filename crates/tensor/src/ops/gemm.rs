@@ -271,7 +271,10 @@ mod tests {
         (x, w)
     }
 
-    fn check(kernel: &dyn Fn(&[f32], &[f32], usize, &mut dyn FnMut(usize, usize, f32))) {
+    /// A kernel body under test: `(x, w, k, store)`.
+    type Kernel<'a> = &'a dyn Fn(&[f32], &[f32], usize, &mut dyn FnMut(usize, usize, f32));
+
+    fn check(kernel: Kernel) {
         for (n, rows, k) in [(1, 1, 1), (5, 7, 131), (4, 4, 16), (9, 3, 40), (2, 9, 8)] {
             let (x, w) = inputs(n, rows, k);
             let mut got = vec![f32::NAN; n * rows];
