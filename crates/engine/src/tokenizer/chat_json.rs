@@ -98,7 +98,7 @@ pub(crate) fn write_value(
                 return Ok(());
             }
             if style.sort_keys {
-                keys.sort_by(|a, b| a.to_string().cmp(&b.to_string()));
+                keys.sort_by_key(|k| k.to_string());
             }
             out.push('{');
             for (i, key) in keys.iter().enumerate() {
@@ -196,41 +196,6 @@ fn write_string(out: &mut String, s: &str, ensure_ascii: bool) {
     out.push('"');
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn dumps(json: &str, style: &JsonStyle) -> String {
-        let parsed: serde_json::Value = serde_json::from_str(json).unwrap();
-        let mut out = String::new();
-        write_value(&mut out, &Value::from_serialize(&parsed), style, 0).unwrap();
-        out
-    }
-
-    #[test]
-    fn default_style_matches_python_json_dumps() {
-        // Expected strings are Python 3 `json.dumps(x, ensure_ascii=False)` outputs.
-        let style = JsonStyle {
-            ensure_ascii: false,
-            indent: None,
-            item_sep: ", ".into(),
-            key_sep: ": ".into(),
-            sort_keys: false,
-        };
-        assert_eq!(
-            dumps(
-                r#"{"b": [1, 2.5, 1.0, null, true], "a": "é\n\"x\"", "c": {}}"#,
-                &style
-            ),
-            r#"{"b": [1, 2.5, 1.0, null, true], "a": "é\n\"x\"", "c": {}}"#
-        );
-        assert_eq!(
-            dumps("[1e-7, 1e16, 123456.0]", &style),
-            "[1e-07, 1e+16, 123456.0]"
-        );
-    }
-}
-
 /// Python `repr` of a template value: what Jinja2 prints for `None`, booleans, lists and dicts.
 pub(crate) fn write_py_repr(out: &mut String, value: &Value) -> Result<(), Error> {
     match value.kind() {
@@ -300,4 +265,39 @@ fn write_py_str(out: &mut String, s: &str) {
         }
     }
     out.push(quote);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dumps(json: &str, style: &JsonStyle) -> String {
+        let parsed: serde_json::Value = serde_json::from_str(json).expect("valid json");
+        let mut out = String::new();
+        write_value(&mut out, &Value::from_serialize(&parsed), style, 0).expect("serializable");
+        out
+    }
+
+    #[test]
+    fn default_style_matches_python_json_dumps() {
+        // Expected strings are Python 3 `json.dumps(x, ensure_ascii=False)` outputs.
+        let style = JsonStyle {
+            ensure_ascii: false,
+            indent: None,
+            item_sep: ", ".into(),
+            key_sep: ": ".into(),
+            sort_keys: false,
+        };
+        assert_eq!(
+            dumps(
+                r#"{"b": [1, 2.5, 1.0, null, true], "a": "é\n\"x\"", "c": {}}"#,
+                &style
+            ),
+            r#"{"b": [1, 2.5, 1.0, null, true], "a": "é\n\"x\"", "c": {}}"#
+        );
+        assert_eq!(
+            dumps("[1e-7, 1e16, 123456.0]", &style),
+            "[1e-07, 1e+16, 123456.0]"
+        );
+    }
 }

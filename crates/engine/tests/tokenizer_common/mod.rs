@@ -1,5 +1,6 @@
 //! Shared helpers for the tokenizer tests: fixture loading and the parity checks against the
 //! HF transformers outputs in `tests/fixtures/tokenizer/` (made by scripts/make_tokenizer_fixtures.py).
+#![allow(clippy::unwrap_used)]
 #![allow(dead_code)]
 
 use std::path::PathBuf;
