@@ -1,64 +1,170 @@
 //! GGUF block formats: dequantisation to f32 and dot products against f32 activations.
 //!
-//! Invariant: `src` holds a whole number of blocks of `dtype`, and `dst`/`x` have exactly
-//! `blocks * block_elems` values; violations return an error, never read out of bounds.
+//! - [`dequantize`]: bit-exact with the python `gguf` package (`gguf.quants.dequantize`) for
+//!   f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q3_k, q4_k, q5_k and q6_k. Every
+//!   implementation (scalar and SIMD) evaluates each weight with the same f32 operations in
+//!   the same order as the reference, so the results are identical bit for bit.
+//! - [`dot`]: `Σ w[i] · x[i]` over one row, block by block, without allocating. Each weight
+//!   `w[i]` is the exact dequantised value; only the summation order differs from a
+//!   sequential sum (several f32 accumulator lanes, fused multiply-add).
+//! - [`dot_many`]: one row against several activation rows, unpacking each block once.
+//!
+//! The instruction set is chosen once per process ([`Isa::best`], cached); the `*_with`
+//! variants force one (tests, benchmarks).
+//!
+//! Invariant: `src`/`row` holds a whole number of blocks of `dtype`, and `dst`/`x` have
+//! exactly `blocks * block_elems` values; violations return an error, never read out of
+//! bounds.
+
+mod float;
+mod kquants;
+mod legacy;
+mod scalar;
+mod simd;
 
 use crate::{DType, Result, TensorError};
-use half::{bf16, f16};
+use std::sync::OnceLock;
 
-fn check(dtype: DType, src: &[u8], n: usize, op: &'static str) -> Result<()> {
-    match dtype.bytes_for(n) {
-        Some(b) if b == src.len() => Ok(()),
-        _ => Err(TensorError::ByteLength {
-            dtype,
-            elements: n,
-            expected: dtype.bytes_for(n).unwrap_or(0),
-            actual: src.len(),
+/// The instruction set a kernel runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Isa {
+    /// Portable Rust, any target.
+    Scalar,
+    /// x86_64 AVX2 + FMA + F16C, 8 f32 lanes.
+    Avx2,
+    /// x86_64 AVX-512F (with AVX2 + FMA + F16C), 16 f32 lanes.
+    Avx512,
+}
+
+impl Isa {
+    /// The fastest instruction set this CPU supports (detected once, then cached).
+    pub fn best() -> Isa {
+        static BEST: OnceLock<Isa> = OnceLock::new();
+        *BEST.get_or_init(|| {
+            [Isa::Avx512, Isa::Avx2]
+                .into_iter()
+                .find(|isa| isa.is_supported())
+                .unwrap_or(Isa::Scalar)
         })
-        .map_err(|e| match e {
-            TensorError::ByteLength { .. } if dtype.bytes_for(n).is_none() => {
-                TensorError::Invalid {
-                    op,
-                    detail: format!(
-                        "{n} values is not a whole number of {} blocks",
-                        dtype.name()
-                    ),
-                }
-            }
-            e => e,
+    }
+
+    /// Whether this CPU can run kernels of this instruction set.
+    pub fn is_supported(self) -> bool {
+        match self {
+            Isa::Scalar => true,
+            Isa::Avx2 => simd::avx2_supported(),
+            Isa::Avx512 => simd::avx512_supported(),
+        }
+    }
+
+    /// Every instruction set this CPU supports, slowest first.
+    pub fn all_supported() -> Vec<Isa> {
+        [Isa::Scalar, Isa::Avx2, Isa::Avx512]
+            .into_iter()
+            .filter(|isa| isa.is_supported())
+            .collect()
+    }
+}
+
+/// Checks that `bytes` holds exactly `elements` values of `dtype`.
+fn check_len(dtype: DType, bytes: &[u8], elements: usize, op: &'static str) -> Result<()> {
+    match dtype.bytes_for(elements) {
+        Some(expected) if expected == bytes.len() => Ok(()),
+        Some(expected) => Err(TensorError::ByteLength {
+            dtype,
+            elements,
+            expected,
+            actual: bytes.len(),
+        }),
+        None => Err(TensorError::Invalid {
+            op,
+            detail: format!(
+                "{elements} values is not a whole number of {} blocks of {}",
+                dtype.name(),
+                dtype.block_elems()
+            ),
         }),
     }
 }
 
-/// Decodes `dst.len()` values of `dtype` from `src`.
+fn check_isa(isa: Isa, op: &'static str) -> Result<()> {
+    if isa.is_supported() {
+        Ok(())
+    } else {
+        Err(TensorError::Invalid {
+            op,
+            detail: format!("{isa:?} is not supported by this CPU"),
+        })
+    }
+}
+
+/// Decodes `dst.len()` values of `dtype` from `src` (bit-exact with `gguf.quants.dequantize`).
 pub fn dequantize(dtype: DType, src: &[u8], dst: &mut [f32]) -> Result<()> {
-    check(dtype, src, dst.len(), "dequantize")?;
-    match dtype {
-        DType::F32 => dst
-            .iter_mut()
-            .zip(src.chunks_exact(4))
-            .for_each(|(d, b)| *d = f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-        DType::F16 => dst
-            .iter_mut()
-            .zip(src.chunks_exact(2))
-            .for_each(|(d, b)| *d = f16::from_le_bytes([b[0], b[1]]).to_f32()),
-        DType::BF16 => dst
-            .iter_mut()
-            .zip(src.chunks_exact(2))
-            .for_each(|(d, b)| *d = bf16::from_le_bytes([b[0], b[1]]).to_f32()),
-        other => {
-            return Err(TensorError::UnsupportedDType {
-                op: "dequantize",
-                dtype: other,
-            })
-        }
+    dequantize_with(Isa::best(), dtype, src, dst)
+}
+
+/// [`dequantize`] with a forced instruction set (errors if the CPU lacks it).
+pub fn dequantize_with(isa: Isa, dtype: DType, src: &[u8], dst: &mut [f32]) -> Result<()> {
+    check_isa(isa, "dequantize")?;
+    check_len(dtype, src, dst.len(), "dequantize")?;
+    match isa {
+        Isa::Scalar => scalar::dequantize(dtype, src, dst),
+        Isa::Avx2 | Isa::Avx512 => simd::dequantize(isa, dtype, src, dst),
     }
     Ok(())
 }
 
 /// `Σ row[i] · x[i]` where `row` holds `x.len()` values of `dtype`.
 pub fn dot(dtype: DType, row: &[u8], x: &[f32]) -> Result<f32> {
-    let mut tmp = vec![0.0f32; x.len()];
-    dequantize(dtype, row, &mut tmp)?;
-    Ok(tmp.iter().zip(x).map(|(a, b)| a * b).sum())
+    dot_with(Isa::best(), dtype, row, x)
+}
+
+/// [`dot`] with a forced instruction set (errors if the CPU lacks it).
+pub fn dot_with(isa: Isa, dtype: DType, row: &[u8], x: &[f32]) -> Result<f32> {
+    check_isa(isa, "dot")?;
+    check_len(dtype, row, x.len(), "dot")?;
+    Ok(match isa {
+        Isa::Scalar => scalar::dot(dtype, row, x),
+        Isa::Avx2 | Isa::Avx512 => simd::dot(isa, dtype, row, x),
+    })
+}
+
+/// `out[j] = Σ row[i] · xs[j][i]`: one weight row against several activation rows, each
+/// block unpacked once for all of them. Every `xs[j]` holds the row's value count; `out`
+/// has `xs.len()` entries. Results equal [`dot`] of each pair up to f32 summation order.
+pub fn dot_many(dtype: DType, row: &[u8], xs: &[&[f32]], out: &mut [f32]) -> Result<()> {
+    dot_many_with(Isa::best(), dtype, row, xs, out)
+}
+
+/// [`dot_many`] with a forced instruction set (errors if the CPU lacks it).
+pub fn dot_many_with(
+    isa: Isa,
+    dtype: DType,
+    row: &[u8],
+    xs: &[&[f32]],
+    out: &mut [f32],
+) -> Result<()> {
+    check_isa(isa, "dot_many")?;
+    if xs.len() != out.len() {
+        return crate::error::shape_err(
+            "dot_many",
+            format!("{} activation rows but {} outputs", xs.len(), out.len()),
+        );
+    }
+    let Some(first) = xs.first() else {
+        return Ok(());
+    };
+    let elements = first.len();
+    if let Some(bad) = xs.iter().find(|x| x.len() != elements) {
+        return crate::error::shape_err(
+            "dot_many",
+            format!("activation rows of {} and {} values", elements, bad.len()),
+        );
+    }
+    check_len(dtype, row, elements, "dot_many")?;
+    match isa {
+        Isa::Scalar => scalar::dot_many(dtype, row, xs, out),
+        Isa::Avx2 | Isa::Avx512 => simd::dot_many(isa, dtype, row, xs, out),
+    }
+    Ok(())
 }

@@ -1,0 +1,157 @@
+//! AVX2 + FMA + F16C kernels: 8 f32 lanes per vector.
+//!
+//! Invariant: everything here is compiled for `avx2,fma,f16c` and reached only through
+//! [`super`] after `avx2_supported()`; pointer arguments address the bytes the primitive's
+//! doc names, which the decoders guarantee.
+
+use super::super::scalar;
+use crate::DType;
+use std::arch::x86_64::*;
+
+type F = __m256;
+type I = __m256i;
+const LANES: usize = 8;
+
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn zero() -> F {
+    _mm256_setzero_ps()
+}
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn splat(v: f32) -> F {
+    _mm256_set1_ps(v)
+}
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn splat_i(v: i32) -> I {
+    _mm256_set1_epi32(v)
+}
+/// Lanes `0, 1, ..., 7`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn iota() -> I {
+    _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)
+}
+/// 8 bytes at `p`, zero-extended to i32 lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn ld_u8(p: *const u8) -> I {
+    // SAFETY: the caller guarantees 8 readable bytes at `p` (unaligned load).
+    _mm256_cvtepu8_epi32(unsafe { _mm_loadl_epi64(p.cast()) })
+}
+/// 8 bytes at `p`, sign-extended to i32 lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn ld_i8(p: *const u8) -> I {
+    // SAFETY: the caller guarantees 8 readable bytes at `p` (unaligned load).
+    _mm256_cvtepi8_epi32(unsafe { _mm_loadl_epi64(p.cast()) })
+}
+/// 8 little-endian f16 at `p` (16 bytes), widened exactly.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn ld_f16(p: *const u8) -> F {
+    // SAFETY: the caller guarantees 16 readable bytes at `p` (unaligned load).
+    _mm256_cvtph_ps(unsafe { _mm_loadu_si128(p.cast()) })
+}
+/// 8 little-endian bf16 at `p` (16 bytes), widened exactly.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn ld_bf16(p: *const u8) -> F {
+    // SAFETY: the caller guarantees 16 readable bytes at `p` (unaligned load).
+    let wide = _mm256_cvtepu16_epi32(unsafe { _mm_loadu_si128(p.cast()) });
+    _mm256_castsi256_ps(_mm256_slli_epi32::<16>(wide))
+}
+/// 8 f32 at `p`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn ldx(p: *const f32) -> F {
+    // SAFETY: the caller guarantees 8 readable f32 at `p` (unaligned load).
+    unsafe { _mm256_loadu_ps(p) }
+}
+/// Stores 8 f32 at `p`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn st(p: *mut f32, v: F) {
+    // SAFETY: the caller guarantees 8 writable f32 at `p` (unaligned store).
+    unsafe { _mm256_storeu_ps(p, v) }
+}
+/// The little-endian f16 at `p + offset`, widened exactly.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn f16_at(p: *const u8, offset: usize) -> f32 {
+    // SAFETY: the caller guarantees 2 readable bytes at `p + offset`.
+    let bits = unsafe { p.add(offset).cast::<u16>().read_unaligned() }.to_le();
+    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
+}
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn srl(v: I, n: u32) -> I {
+    _mm256_srl_epi32(v, _mm_cvtsi32_si128(n as i32))
+}
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn sll(v: I, n: u32) -> I {
+    _mm256_sll_epi32(v, _mm_cvtsi32_si128(n as i32))
+}
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn srlv(v: I, n: I) -> I {
+    _mm256_srlv_epi32(v, n)
+}
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn and(a: I, b: I) -> I {
+    _mm256_and_si256(a, b)
+}
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn or(a: I, b: I) -> I {
+    _mm256_or_si256(a, b)
+}
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn xor(a: I, b: I) -> I {
+    _mm256_xor_si256(a, b)
+}
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn sub_i(a: I, b: I) -> I {
+    _mm256_sub_epi32(a, b)
+}
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn to_f(v: I) -> F {
+    _mm256_cvtepi32_ps(v)
+}
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn mul(a: F, b: F) -> F {
+    _mm256_mul_ps(a, b)
+}
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn add(a: F, b: F) -> F {
+    _mm256_add_ps(a, b)
+}
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn sub(a: F, b: F) -> F {
+    _mm256_sub_ps(a, b)
+}
+/// `a · b + c` with one rounding.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn fmadd(a: F, b: F, c: F) -> F {
+    _mm256_fmadd_ps(a, b, c)
+}
+/// Sum of the 8 lanes.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn hsum(v: F) -> f32 {
+    let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+    let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
+}
+
+simd_kernels!("avx2,fma,f16c");
