@@ -18,51 +18,53 @@ use super::float::f16_at;
 /// Values per legacy block.
 pub(super) const BLOCK_ELEMS: usize = 32;
 
-/// The 4-bit value `i` (0..32) of a 16-byte nibble array.
-#[inline]
-fn nibble(qs: &[u8], i: usize) -> u8 {
-    (qs[i % 16] >> (4 * (i / 16))) & 0x0F
+/// Calls `put(value_index, q)` for the 32 nibbles of `qs[16]`: low nibbles are values 0..16,
+/// high nibbles values 16..32. Written as two straight loops so that LLVM vectorises them.
+#[inline(always)]
+fn for_nibbles(qs: &[u8], out: &mut [f32], put: impl Fn(usize, u8) -> f32) {
+    let (low, high) = out[..BLOCK_ELEMS].split_at_mut(16);
+    for (i, (w, &q)) in low.iter_mut().zip(&qs[..16]).enumerate() {
+        *w = put(i, q & 0x0F);
+    }
+    for (i, (w, &q)) in high.iter_mut().zip(&qs[..16]).enumerate() {
+        *w = put(16 + i, q >> 4);
+    }
 }
 
 pub(super) fn decode_q4_0(block: &[u8], out: &mut [f32]) {
     let d = f16_at(block, 0);
-    let qs = &block[2..18];
-    for (i, w) in out.iter_mut().enumerate().take(BLOCK_ELEMS) {
-        *w = d * (nibble(qs, i) as i32 - 8) as f32;
-    }
+    for_nibbles(&block[2..18], out, |_, q| d * (q as i32 - 8) as f32);
 }
 
 pub(super) fn decode_q4_1(block: &[u8], out: &mut [f32]) {
     let (d, m) = (f16_at(block, 0), f16_at(block, 2));
-    let qs = &block[4..20];
-    for (i, w) in out.iter_mut().enumerate().take(BLOCK_ELEMS) {
-        *w = d * nibble(qs, i) as f32 + m;
-    }
+    for_nibbles(&block[4..20], out, |_, q| d * q as f32 + m);
 }
 
 pub(super) fn decode_q5_0(block: &[u8], out: &mut [f32]) {
     let d = f16_at(block, 0);
     let qh = u32::from_le_bytes([block[2], block[3], block[4], block[5]]);
-    let qs = &block[6..22];
-    for (i, w) in out.iter_mut().enumerate().take(BLOCK_ELEMS) {
-        let q = nibble(qs, i) as i32 | ((((qh >> i) & 1) as i32) << 4);
-        *w = d * (q - 16) as f32;
-    }
+    for_nibbles(&block[6..22], out, |i, q| {
+        let q = q as i32 | ((((qh >> i) & 1) as i32) << 4);
+        d * (q - 16) as f32
+    });
 }
 
 pub(super) fn decode_q5_1(block: &[u8], out: &mut [f32]) {
     let (d, m) = (f16_at(block, 0), f16_at(block, 2));
     let qh = u32::from_le_bytes([block[4], block[5], block[6], block[7]]);
-    let qs = &block[8..24];
-    for (i, w) in out.iter_mut().enumerate().take(BLOCK_ELEMS) {
-        let q = nibble(qs, i) as u32 | (((qh >> i) & 1) << 4);
-        *w = d * q as f32 + m;
-    }
+    for_nibbles(&block[8..24], out, |i, q| {
+        let q = q as u32 | (((qh >> i) & 1) << 4);
+        d * q as f32 + m
+    });
 }
 
 pub(super) fn decode_q8_0(block: &[u8], out: &mut [f32]) {
     let d = f16_at(block, 0);
-    for (w, &q) in out.iter_mut().zip(&block[2..2 + BLOCK_ELEMS]) {
+    for (w, &q) in out[..BLOCK_ELEMS]
+        .iter_mut()
+        .zip(&block[2..2 + BLOCK_ELEMS])
+    {
         *w = q as i8 as f32 * d;
     }
 }

@@ -8,8 +8,11 @@ use super::{float, kquants, legacy};
 use crate::dtype::QK_K;
 use crate::DType;
 
-/// Decodes one block of a quantised `dtype` into `out[..block_elems]`; `None` for floats.
-fn block_decoder(dtype: DType) -> Option<fn(&[u8], &mut [f32])> {
+/// Decodes one block (its bytes) into its `block_elems` values.
+type DecodeBlock = fn(&[u8], &mut [f32]);
+
+/// The block decoder of a quantised `dtype`; `None` for floats.
+fn block_decoder(dtype: DType) -> Option<DecodeBlock> {
     Some(match dtype {
         DType::F32 | DType::F16 | DType::BF16 => return None,
         DType::Q4_0 => legacy::decode_q4_0,
