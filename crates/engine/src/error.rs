@@ -18,4 +18,7 @@ pub enum EngineError {
     Overloaded(usize),
     #[error("engine has shut down")]
     Shutdown,
+    /// A logits row that cannot be sampled (empty, no finite value) or an unusable RNG.
+    #[error("sampling: {0}")]
+    Sampling(String),
 }

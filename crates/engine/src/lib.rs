@@ -3,6 +3,8 @@
 
 pub mod error;
 pub mod request;
+pub mod sampling;
+pub mod stop;
 pub mod tokenizer;
 
 pub use error::EngineError;
