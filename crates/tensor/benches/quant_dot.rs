@@ -77,7 +77,8 @@ fn main() {
         .collect();
     let x_refs: Vec<&[f32]> = xs.iter().map(|x| x.as_slice()).collect();
     let mut tile = vec![0.0f32; COLS];
-    println!("weights {ROWS} x {COLS}, 1 thread; GB/s of weight bytes per row-dot (dot_many: 4 x-rows per pass, counted 4x)");
+    println!("weights {ROWS} x {COLS}, 1 thread; GB/s of weight bytes per row-dot");
+    println!("(dot_many: one pass serves 4 activation rows and counts 4x)");
     println!(
         "{:<6} {:<7} {:>9} {:>9} {:>13} {:>11}",
         "isa", "dtype", "MB", "dot", "dot_many(4)", "dequantize"

@@ -76,13 +76,17 @@ unsafe fn st(p: *mut f32, v: F) {
     // SAFETY: the caller guarantees 16 writable f32 at `p` (unaligned store).
     unsafe { _mm512_storeu_ps(p, v) }
 }
-/// The little-endian f16 at `p + offset`, widened exactly.
+/// The little-endian f16 at `p + offset`, widened exactly and broadcast to every lane.
+///
+/// Converting the broadcast vector (rather than one lane) keeps every lane demanded, so LLVM
+/// emits a full-register broadcast load instead of a lane insert whose merge with a stale
+/// register would chain each block's decode to the previous block's accumulators.
 #[inline]
 #[target_feature(enable = "avx512f,avx2,fma,f16c")]
-unsafe fn f16_at(p: *const u8, offset: usize) -> f32 {
+unsafe fn f16_splat(p: *const u8, offset: usize) -> F {
     // SAFETY: the caller guarantees 2 readable bytes at `p + offset`.
     let bits = unsafe { p.add(offset).cast::<u16>().read_unaligned() }.to_le();
-    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
+    _mm512_cvtph_ps(_mm256_set1_epi16(bits as i16))
 }
 #[inline]
 #[target_feature(enable = "avx512f,avx2,fma,f16c")]

@@ -14,7 +14,7 @@
 //! The invoking module provides: vector types `F` (f32 lanes) and `I` (i32 lanes), `LANES`
 //! (8 or 16), and `#[inline]` primitives `zero, splat, splat_i, iota, ld_u8, ld_i8, ld_f16,
 //! ld_bf16, ldx, st, srl, sll, srlv, and, or, xor, sub_i, to_f, mul, add, sub, fmadd, hsum,
-//! f16_at`, all compiled for the ISA's target features.
+//! f16_splat`, all compiled for the ISA's target features.
 
 /// Stamps out the decoders and drivers for one ISA whose target features are `$features`.
 macro_rules! simd_kernels {
@@ -72,7 +72,7 @@ macro_rules! simd_kernels {
             #[target_feature(enable = $features)]
             unsafe fn decode<S: FnMut(usize, usize, F)>(b: *const u8, sink: &mut S) {
                 // SAFETY (all reads): offsets stay inside the 18-byte block (see nibbles).
-                let d = splat(unsafe { f16_at(b, 0) });
+                let d = unsafe { f16_splat(b, 0) };
                 groups!(32, |k, e0| {
                     let q = sub_i(unsafe { nibbles(b.add(2), e0) }, splat_i(8));
                     mul(d, to_f(q))
@@ -88,7 +88,7 @@ macro_rules! simd_kernels {
             #[target_feature(enable = $features)]
             unsafe fn decode<S: FnMut(usize, usize, F)>(b: *const u8, sink: &mut S) {
                 // SAFETY (all reads): offsets stay inside the 20-byte block.
-                let (d, m) = unsafe { (splat(f16_at(b, 0)), splat(f16_at(b, 2))) };
+                let (d, m) = unsafe { (f16_splat(b, 0), f16_splat(b, 2)) };
                 groups!(32, |k, e0| {
                     add(mul(d, to_f(unsafe { nibbles(b.add(4), e0) })), m)
                 }, sink);
@@ -103,7 +103,7 @@ macro_rules! simd_kernels {
             #[target_feature(enable = $features)]
             unsafe fn decode<S: FnMut(usize, usize, F)>(b: *const u8, sink: &mut S) {
                 // SAFETY (all reads): offsets stay inside the 22-byte block.
-                let d = splat(unsafe { f16_at(b, 0) });
+                let d = unsafe { f16_splat(b, 0) };
                 let qh = unsafe { b.add(2).cast::<u32>().read_unaligned() }.to_le();
                 groups!(32, |k, e0| {
                     let low = unsafe { nibbles(b.add(6), e0) };
@@ -121,7 +121,7 @@ macro_rules! simd_kernels {
             #[target_feature(enable = $features)]
             unsafe fn decode<S: FnMut(usize, usize, F)>(b: *const u8, sink: &mut S) {
                 // SAFETY (all reads): offsets stay inside the 24-byte block.
-                let (d, m) = unsafe { (splat(f16_at(b, 0)), splat(f16_at(b, 2))) };
+                let (d, m) = unsafe { (f16_splat(b, 0), f16_splat(b, 2)) };
                 let qh = unsafe { b.add(4).cast::<u32>().read_unaligned() }.to_le();
                 groups!(32, |k, e0| {
                     let low = unsafe { nibbles(b.add(8), e0) };
@@ -138,7 +138,7 @@ macro_rules! simd_kernels {
             #[target_feature(enable = $features)]
             unsafe fn decode<S: FnMut(usize, usize, F)>(b: *const u8, sink: &mut S) {
                 // SAFETY (all reads): bytes 2 + e0 .. 2 + e0 + LANES are inside the block.
-                let d = splat(unsafe { f16_at(b, 0) });
+                let d = unsafe { f16_splat(b, 0) };
                 groups!(32, |k, e0| mul(to_f(unsafe { ld_i8(b.add(2 + e0)) }), d), sink);
             }
         }
@@ -178,12 +178,13 @@ macro_rules! simd_kernels {
             #[target_feature(enable = $features)]
             unsafe fn decode<S: FnMut(usize, usize, F)>(b: *const u8, sink: &mut S) {
                 // SAFETY (all reads): offsets stay inside the 84-byte block.
-                let (d, dmin) = unsafe { (f16_at(b, 80), f16_at(b, 82)) };
+                let (d, dmin) = unsafe { (f16_splat(b, 80), f16_splat(b, 82)) };
                 groups!(QK_K, |k, e0| {
                     let s = unsafe { *b.add(e0 / 16) };
-                    let (dl, ml) = (d * (s & 0x0F) as f32, dmin * (s >> 4) as f32);
+                    let dl = mul(d, splat((s & 0x0F) as f32));
+                    let ml = mul(dmin, splat((s >> 4) as f32));
                     let q = unsafe { crumbs(b.add(16), e0) };
-                    sub(mul(splat(dl), to_f(q)), splat(ml))
+                    sub(mul(dl, to_f(q)), ml)
                 }, sink);
             }
         }
@@ -196,15 +197,15 @@ macro_rules! simd_kernels {
             #[target_feature(enable = $features)]
             unsafe fn decode<S: FnMut(usize, usize, F)>(b: *const u8, sink: &mut S) {
                 // SAFETY (all reads): offsets stay inside the 110-byte block.
-                let d = unsafe { f16_at(b, 108) };
+                let d = unsafe { f16_splat(b, 108) };
                 let scales = unsafe { &*b.add(96).cast::<[u8; 12]>() };
                 let scales = crate::quant::kquants::q3k_scales(scales);
                 groups!(QK_K, |k, e0| {
-                    let dl = d * scales[e0 / 16] as f32;
+                    let dl = mul(d, splat(scales[e0 / 16] as f32));
                     let low = unsafe { crumbs(b.add(32), e0) };
                     let high = unsafe { plane_bits(b, e0) };
                     let q = sub_i(low, sll(xor(high, splat_i(1)), 2));
-                    mul(splat(dl), to_f(q))
+                    mul(dl, to_f(q))
                 }, sink);
             }
         }
@@ -217,14 +218,15 @@ macro_rules! simd_kernels {
             #[target_feature(enable = $features)]
             unsafe fn decode<S: FnMut(usize, usize, F)>(b: *const u8, sink: &mut S) {
                 // SAFETY (all reads): offsets stay inside the 144-byte block.
-                let (d, dmin) = unsafe { (f16_at(b, 0), f16_at(b, 2)) };
+                let (d, dmin) = unsafe { (f16_splat(b, 0), f16_splat(b, 2)) };
                 let (sc, mn) = crate::quant::kquants::q4k_scale_min(unsafe {
                     &*b.add(4).cast::<[u8; 12]>()
                 });
                 groups!(QK_K, |k, e0| {
-                    let (dl, ml) = (d * sc[e0 / 32] as f32, dmin * mn[e0 / 32] as f32);
+                    let dl = mul(d, splat(sc[e0 / 32] as f32));
+                    let ml = mul(dmin, splat(mn[e0 / 32] as f32));
                     let q = unsafe { k_nibbles(b.add(16), e0) };
-                    sub(mul(splat(dl), to_f(q)), splat(ml))
+                    sub(mul(dl, to_f(q)), ml)
                 }, sink);
             }
         }
@@ -237,15 +239,16 @@ macro_rules! simd_kernels {
             #[target_feature(enable = $features)]
             unsafe fn decode<S: FnMut(usize, usize, F)>(b: *const u8, sink: &mut S) {
                 // SAFETY (all reads): offsets stay inside the 176-byte block.
-                let (d, dmin) = unsafe { (f16_at(b, 0), f16_at(b, 2)) };
+                let (d, dmin) = unsafe { (f16_splat(b, 0), f16_splat(b, 2)) };
                 let (sc, mn) = crate::quant::kquants::q4k_scale_min(unsafe {
                     &*b.add(4).cast::<[u8; 12]>()
                 });
                 groups!(QK_K, |k, e0| {
-                    let (dl, ml) = (d * sc[e0 / 32] as f32, dmin * mn[e0 / 32] as f32);
+                    let dl = mul(d, splat(sc[e0 / 32] as f32));
+                    let ml = mul(dmin, splat(mn[e0 / 32] as f32));
                     let low = unsafe { k_nibbles(b.add(48), e0) };
                     let q = or(low, sll(unsafe { plane_bits(b.add(16), e0) }, 4));
-                    sub(mul(splat(dl), to_f(q)), splat(ml))
+                    sub(mul(dl, to_f(q)), ml)
                 }, sink);
             }
         }
@@ -258,16 +261,16 @@ macro_rules! simd_kernels {
             #[target_feature(enable = $features)]
             unsafe fn decode<S: FnMut(usize, usize, F)>(b: *const u8, sink: &mut S) {
                 // SAFETY (all reads): offsets stay inside the 210-byte block.
-                let d = unsafe { f16_at(b, 208) };
+                let d = unsafe { f16_splat(b, 208) };
                 groups!(QK_K, |k, e0| {
-                    let dl = d * unsafe { *b.add(192 + e0 / 16) } as i8 as f32;
+                    let dl = mul(d, splat(unsafe { *b.add(192 + e0 / 16) } as i8 as f32));
                     let (h, r) = (e0 / 128, e0 % 128);
                     let low = unsafe { ld_u8(b.add(64 * h + r % 64)) };
                     let low = and(srl(low, 4 * (r / 64) as u32), splat_i(0x0F));
                     let high = unsafe { ld_u8(b.add(128 + 32 * h + r % 32)) };
                     let high = and(srl(high, 2 * (r / 32) as u32), splat_i(0x03));
                     let q = sub_i(or(low, sll(high, 4)), splat_i(32));
-                    mul(splat(dl), to_f(q))
+                    mul(dl, to_f(q))
                 }, sink);
             }
         }
@@ -337,7 +340,11 @@ macro_rules! simd_kernels {
         /// The CPU has `$features`; `row` has `n_blocks · B::BYTES` bytes and `x` has
         /// `n_blocks · B::ELEMS` values.
         #[target_feature(enable = $features)]
-        pub(super) unsafe fn dot_blocks<B: Block>(row: *const u8, x: *const f32, n_blocks: usize) -> f32 {
+        pub(super) unsafe fn dot_blocks<B: Block>(
+            row: *const u8,
+            x: *const f32,
+            n_blocks: usize,
+        ) -> f32 {
             let mut acc = [zero(); GROUPS];
             for blk in 0..n_blocks {
                 // SAFETY: block `blk` and its activations are in bounds (caller contract).
@@ -420,7 +427,8 @@ macro_rules! simd_kernels {
             let (n_blocks, head) = split(dtype, dst.len());
             // SAFETY: the head covers n_blocks whole blocks of both slices.
             unsafe {
-                with_block!(dtype, B => dequantize_blocks::<B>(src.as_ptr(), dst.as_mut_ptr(), n_blocks))
+                let (src, dst) = (src.as_ptr(), dst.as_mut_ptr());
+                with_block!(dtype, B => dequantize_blocks::<B>(src, dst, n_blocks))
             };
             let head_bytes = head / dtype.block_elems() * dtype.block_bytes();
             scalar::dequantize(dtype, &src[head_bytes..], &mut dst[head..]);
@@ -433,7 +441,8 @@ macro_rules! simd_kernels {
         pub(super) unsafe fn dot(dtype: DType, row: &[u8], x: &[f32]) -> f32 {
             let (n_blocks, head) = split(dtype, x.len());
             // SAFETY: the head covers n_blocks whole blocks of `row` and `x`.
-            let sum = unsafe { with_block!(dtype, B => dot_blocks::<B>(row.as_ptr(), x.as_ptr(), n_blocks)) };
+            let (row_ptr, x_ptr) = (row.as_ptr(), x.as_ptr());
+            let sum = unsafe { with_block!(dtype, B => dot_blocks::<B>(row_ptr, x_ptr, n_blocks)) };
             if head == x.len() {
                 return sum;
             }
