@@ -73,7 +73,9 @@ impl BlockPool {
     /// A pool of `num_blocks` pages including the null block (so `num_blocks - 1` usable).
     pub fn new(num_blocks: usize) -> Result<Self, SchedError> {
         if num_blocks < 2 {
-            return Err(SchedError::InvalidConfig("num_blocks must be >= 2 (block 0 is null)"));
+            return Err(SchedError::InvalidConfig(
+                "num_blocks must be >= 2 (block 0 is null)",
+            ));
         }
         if u32::try_from(num_blocks).is_err() {
             return Err(SchedError::InvalidConfig("num_blocks must fit in u32"));

@@ -11,7 +11,9 @@ pub enum SchedError {
     DuplicateRequest(RequestId),
     #[error("request {0:?} has an empty prompt")]
     EmptyPrompt(RequestId),
-    #[error("request {id:?}: prompt of {prompt_tokens} tokens exceeds max_model_len {max_model_len}")]
+    #[error(
+        "request {id:?}: prompt of {prompt_tokens} tokens exceeds max_model_len {max_model_len}"
+    )]
     PromptTooLong {
         id: RequestId,
         prompt_tokens: usize,
@@ -24,7 +26,10 @@ pub enum SchedError {
     #[error("block {0:?} is released but not in use")]
     BlockNotInUse(BlockId),
     #[error("a page of {num_tokens} tokens cannot be cached as a {kind} page")]
-    InvalidPage { num_tokens: usize, kind: &'static str },
+    InvalidPage {
+        num_tokens: usize,
+        kind: &'static str,
+    },
     #[error("request {id:?} holds {num_blocks} pages, too few for {num_tokens} tokens")]
     MissingPages {
         id: RequestId,

@@ -39,6 +39,9 @@ mod tests {
         assert_ne!(a, page_hash(ROOT_HASH, &[1, 2, 4]));
         assert_ne!(a, page_hash(a, &[1, 2, 3]));
         // token boundaries matter: [1, 2] != [1 | 2 << 8] packed differently
-        assert_ne!(page_hash(ROOT_HASH, &[1, 2]), page_hash(ROOT_HASH, &[0x0201]));
+        assert_ne!(
+            page_hash(ROOT_HASH, &[1, 2]),
+            page_hash(ROOT_HASH, &[0x0201])
+        );
     }
 }

@@ -26,8 +26,8 @@
 use std::collections::HashMap;
 
 use crate::{
-    num_pages_for, BlockHash, BlockId, BlockPool, PrefixCache, RequestId, SchedError,
-    BLOCK_TOKENS, ROOT_HASH,
+    num_pages_for, BlockHash, BlockId, BlockPool, PrefixCache, RequestId, SchedError, BLOCK_TOKENS,
+    ROOT_HASH,
 };
 
 /// Plan to copy the first `num_tokens` token slots of page `src` into page `dst` (all layers).
@@ -232,12 +232,17 @@ impl KvCacheManager {
         }
         let num_full = num_computed_tokens / BLOCK_TOKENS;
         for page in pages.page_hashes.len()..num_full {
-            let parent = page.checked_sub(1).map_or(ROOT_HASH, |p| pages.page_hashes[p]);
+            let parent = pages.page_hashes.last().copied().unwrap_or(ROOT_HASH);
             let page_tokens = &token_ids[page * BLOCK_TOKENS..(page + 1) * BLOCK_TOKENS];
-            let block = pages.blocks[page];
+            let block = *pages.blocks.get(page).ok_or(SchedError::Internal(
+                "page table shorter than computed tokens",
+            ))?;
             let hash = crate::page_hash(parent, page_tokens);
             pages.page_hashes.push(hash);
-            let already = self.cache.entry(block).is_some_and(|e| e.hash == Some(hash));
+            let already = self
+                .cache
+                .entry(block)
+                .is_some_and(|e| e.hash == Some(hash));
             if !already {
                 let cached = self.cache.insert_full(block, parent, page_tokens)?;
                 self.pool.set_cached(block, cached)?;
@@ -245,8 +250,14 @@ impl KvCacheManager {
         }
         let tail_tokens = &token_ids[num_full * BLOCK_TOKENS..num_computed_tokens];
         if !tail_tokens.is_empty() {
-            let parent = num_full.checked_sub(1).map_or(ROOT_HASH, |p| pages.page_hashes[p]);
-            let block = pages.blocks[num_full];
+            let parent = num_full
+                .checked_sub(1)
+                .and_then(|p| pages.page_hashes.get(p))
+                .copied()
+                .unwrap_or(ROOT_HASH);
+            let block = *pages.blocks.get(num_full).ok_or(SchedError::Internal(
+                "page table shorter than computed tokens",
+            ))?;
             self.cache.insert_partial(block, parent, tail_tokens)?;
             self.pool.set_cached(block, true)?;
         }

@@ -63,7 +63,11 @@ impl PrefixCache {
     }
 
     /// The block holding the full page `token_ids` (16 tokens) after `parent`, with its hash.
-    pub fn lookup_full(&self, parent: BlockHash, token_ids: &[u32]) -> Option<(BlockId, BlockHash)> {
+    pub fn lookup_full(
+        &self,
+        parent: BlockHash,
+        token_ids: &[u32],
+    ) -> Option<(BlockId, BlockHash)> {
         let hash = page_hash(parent, token_ids);
         let block = *self.full_pages.get(&hash)?;
         let entry = self.entry(block)?;

@@ -50,7 +50,9 @@ pub struct Scheduler {
 impl Scheduler {
     pub fn new(config: SchedulerConfig) -> Result<Self, SchedError> {
         if config.max_num_batched_tokens == 0 {
-            return Err(SchedError::InvalidConfig("max_num_batched_tokens must be > 0"));
+            return Err(SchedError::InvalidConfig(
+                "max_num_batched_tokens must be > 0",
+            ));
         }
         if config.max_num_seqs == 0 {
             return Err(SchedError::InvalidConfig("max_num_seqs must be > 0"));
@@ -337,7 +339,11 @@ impl Scheduler {
     /// Ends a live request (e.g. the engine found a stop string): frees its pages (computed pages
     /// stay cached) and reports it in the next output's `finished`. `_reason` is the engine's to
     /// report; the scheduler treats every reason alike.
-    pub fn finish_request(&mut self, id: RequestId, _reason: FinishReason) -> Result<(), SchedError> {
+    pub fn finish_request(
+        &mut self,
+        id: RequestId,
+        _reason: FinishReason,
+    ) -> Result<(), SchedError> {
         if !self.requests.contains_key(&id) {
             return Err(SchedError::UnknownRequest(id));
         }

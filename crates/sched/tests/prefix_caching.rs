@@ -1,6 +1,8 @@
 //! Exact-id tests of the block pool, prefix cache and KV cache manager rules
 //! (style of vLLM `tests/v1/core/test_prefix_caching.py`).
 
+#![allow(clippy::unwrap_used)]
+
 use arle_sched::{BlockCopy, BlockId, KvCacheManager, PrefixHit, RequestId, TailCopy};
 
 fn ids(raw: &[u32]) -> Vec<BlockId> {
@@ -257,7 +259,10 @@ fn cached_free_pages_are_reused_last_in_lru_order_and_eviction_drops_the_hash() 
     assert_eq!(alloc.new_blocks, ids(&[3]));
     assert_eq!(kv.block_table(C).unwrap(), ids(&[1, 2, 3]));
     assert_eq!(kv.pool().lru_eviction_order(), ids(&[]));
-    assert_eq!(kv.allocate(A, 32).unwrap().unwrap().new_blocks, ids(&[5, 4]));
+    assert_eq!(
+        kv.allocate(A, 32).unwrap().unwrap().new_blocks,
+        ids(&[5, 4])
+    );
 }
 
 #[test]
