@@ -46,10 +46,16 @@ impl ModelArgs {
             arle_tensor::threads::init_cpu_threads(n)
                 .map_err(|e| anyhow::anyhow!("--threads {n}: {e}"))?;
         }
-        let spec = self.model.clone().unwrap_or_else(|| arle_hub::default_model_alias().to_string());
+        let spec = self
+            .model
+            .clone()
+            .unwrap_or_else(|| arle_hub::default_model_alias().to_string());
         let path = arle_hub::resolve_model(&spec, &arle_hub::HubConfig::from_env())
             .with_context(|| format!("resolving model `{spec}`"))?;
-        let served_model_name = self.served_model_name.clone().unwrap_or_else(|| model_id(&spec, &path));
+        let served_model_name = self
+            .served_model_name
+            .clone()
+            .unwrap_or_else(|| model_id(&spec, &path));
         Ok(EngineConfig {
             model_path: path,
             served_model_name,
@@ -66,8 +72,14 @@ impl ModelArgs {
 fn model_id(spec: &str, path: &std::path::Path) -> String {
     if std::path::Path::new(spec).exists() {
         let p = PathBuf::from(spec);
-        let stem = if p.is_dir() { p.file_name() } else { p.file_stem() };
-        return stem.map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| path.display().to_string());
+        let stem = if p.is_dir() {
+            p.file_name()
+        } else {
+            p.file_stem()
+        };
+        return stem
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.display().to_string());
     }
     spec.to_string()
 }

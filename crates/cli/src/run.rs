@@ -31,16 +31,27 @@ pub fn run(args: RunArgs) -> anyhow::Result<usize> {
     let handle = start_engine(args.model.engine_config()?).context("starting the engine")?;
     let mut messages = Vec::new();
     if let Some(system) = &args.system {
-        messages.push(ChatMessage::text("system", system));
+        messages.push(ChatMessage::new("system", system.as_str()));
     }
-    messages.push(ChatMessage::text("user", &args.prompt));
-    let tokenizer = handle.tokenizer();
-    let prompt = tokenizer
-        .render_chat(&messages, &RenderOptions { add_generation_prompt: true, ..Default::default() })
+    messages.push(ChatMessage::new("user", args.prompt.as_str()));
+    let prompt = handle
+        .render_chat(
+            &messages,
+            &RenderOptions {
+                add_generation_prompt: true,
+                ..Default::default()
+            },
+        )
         .context("rendering the chat template")?;
-    let prompt_token_ids = tokenizer.encode(&prompt, false).context("tokenizing the prompt")?;
+    let prompt_token_ids = handle
+        .tokenizer()
+        .encode(&prompt, false)
+        .context("tokenizing the prompt")?;
     let mut stream = handle
-        .submit(GenerateRequest { prompt_token_ids, params: args.sampling.params() })
+        .submit(GenerateRequest {
+            prompt_token_ids,
+            params: args.sampling.params(),
+        })
         .context("submitting the request")?;
     let mut out = std::io::stdout().lock();
     let mut generated = 0;

@@ -36,6 +36,8 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(arle_server::serve(config, handle)).context("server failed")?;
+    runtime
+        .block_on(arle_server::serve(config, handle))
+        .context("server failed")?;
     Ok(())
 }

@@ -18,6 +18,9 @@ pub enum EngineError {
     Overloaded(usize),
     #[error("engine has shut down")]
     Shutdown,
+    /// A broken internal invariant (a bug), reported instead of panicking.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// A logits row that cannot be sampled (empty, no finite value) or an unusable RNG.
     #[error("sampling: {0}")]
     Sampling(String),

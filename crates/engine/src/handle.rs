@@ -19,7 +19,11 @@ pub struct RequestId(pub u64);
 /// Messages from handles to the engine thread.
 #[derive(Debug)]
 pub enum EngineCommand {
-    Submit { id: RequestId, request: GenerateRequest, events: mpsc::UnboundedSender<GenerateEvent> },
+    Submit {
+        id: RequestId,
+        request: GenerateRequest,
+        events: mpsc::UnboundedSender<GenerateEvent>,
+    },
     Abort(RequestId),
     Shutdown,
 }
@@ -65,6 +69,8 @@ pub struct EngineHandle {
     pub(crate) shared: Arc<Shared>,
     pub(crate) model: Arc<ServedModel>,
     pub(crate) tokenizer: Arc<crate::tokenizer::Tokenizer>,
+    /// Compiled once; `None` when the model ships no chat template.
+    pub(crate) chat_template: Option<Arc<crate::tokenizer::ChatTemplate>>,
 }
 
 impl EngineHandle {
@@ -91,9 +97,18 @@ impl EngineHandle {
         let (tx, rx) = mpsc::unbounded_channel();
         self.shared
             .commands
-            .send(EngineCommand::Submit { id, request, events: tx })
+            .send(EngineCommand::Submit {
+                id,
+                request,
+                events: tx,
+            })
             .map_err(|_| EngineError::Shutdown)?;
-        Ok(RequestStream { id, events: rx, shared: self.shared.clone(), finished: false })
+        Ok(RequestStream {
+            id,
+            events: rx,
+            shared: self.shared.clone(),
+            finished: false,
+        })
     }
 
     pub fn model(&self) -> &ServedModel {
@@ -104,8 +119,26 @@ impl EngineHandle {
         &self.tokenizer
     }
 
+    /// Renders `messages` with the model's chat template.
+    pub fn render_chat(
+        &self,
+        messages: &[crate::tokenizer::ChatMessage],
+        opts: &crate::tokenizer::RenderOptions,
+    ) -> Result<String, EngineError> {
+        let template = self.chat_template.as_ref().ok_or_else(|| {
+            EngineError::InvalidRequest(
+                "this model has no chat template; use /v1/completions".into(),
+            )
+        })?;
+        template.render(messages, opts)
+    }
+
     pub fn stats(&self) -> EngineStats {
-        self.shared.stats.lock().map(|s| s.clone()).unwrap_or_default()
+        self.shared
+            .stats
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
     }
 
     /// True once the engine finished warm-up and accepts work.
@@ -135,7 +168,10 @@ impl RequestStream {
     /// The next event; `None` after `Finished`/`Error` or if the engine stopped.
     pub async fn next(&mut self) -> Option<GenerateEvent> {
         let ev = self.events.recv().await;
-        if matches!(ev, None | Some(GenerateEvent::Finished { .. } | GenerateEvent::Error(_))) {
+        if matches!(
+            ev,
+            None | Some(GenerateEvent::Finished { .. } | GenerateEvent::Error(_))
+        ) {
             self.finished = true;
         }
         ev
@@ -144,7 +180,10 @@ impl RequestStream {
     /// Blocking variant for non-async callers (CLI, agent).
     pub fn blocking_next(&mut self) -> Option<GenerateEvent> {
         let ev = self.events.blocking_recv();
-        if matches!(ev, None | Some(GenerateEvent::Finished { .. } | GenerateEvent::Error(_))) {
+        if matches!(
+            ev,
+            None | Some(GenerateEvent::Finished { .. } | GenerateEvent::Error(_))
+        ) {
             self.finished = true;
         }
         ev

@@ -1,13 +1,26 @@
 //! `arle-engine`: tokenizer and chat templates, sampling, stop handling, the model runner and
 //! the engine thread behind [`EngineHandle`].
+//!
+//! - [`start_engine`] loads a model and spawns the engine thread; [`EngineHandle`] talks to it.
+//! - [`runner`]: one scheduled step → one batched forward over the paged KV cache.
+//! - `engine_loop` / `sequence`: the thread's loop and per-request state (private).
 
+pub mod config;
+mod engine_loop;
 pub mod error;
+pub mod handle;
 pub mod request;
+pub mod runner;
 pub mod sampling;
+mod sequence;
+mod start;
 pub mod stop;
 pub mod tokenizer;
 
+pub use config::EngineConfig;
 pub use error::EngineError;
+pub use handle::{EngineHandle, EngineStats, RequestId, RequestStream, ServedModel};
 pub use request::{
     FinishReason, GenerateEvent, GenerateRequest, SamplingParams, TokenLogprob, Usage,
 };
+pub use start::start_engine;

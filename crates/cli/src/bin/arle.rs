@@ -3,7 +3,11 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Parser, Debug)]
-#[command(name = "arle", version, about = "ARLE: LLM serving, local agents, distillation and eval")]
+#[command(
+    name = "arle",
+    version,
+    about = "ARLE: LLM serving, local agents, distillation and eval"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -22,6 +26,8 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Some(Command::Run(args)) => arle_cli::run::run(args).map(|_| ()),
         Some(Command::Serve(args)) => arle_cli::serve::serve(args),
-        None => anyhow::bail!("the interactive agent is not built yet; try `arle run --prompt ...` or `arle serve`"),
+        None => anyhow::bail!(
+            "the interactive agent is not built yet; try `arle run --prompt ...` or `arle serve`"
+        ),
     }
 }

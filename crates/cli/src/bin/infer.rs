@@ -3,7 +3,11 @@
 use clap::Parser;
 
 #[derive(Parser, Debug)]
-#[command(name = "infer", version, about = "ARLE OpenAI-compatible inference server")]
+#[command(
+    name = "infer",
+    version,
+    about = "ARLE OpenAI-compatible inference server"
+)]
 struct Cli {
     #[command(flatten)]
     serve: arle_cli::serve::ServeArgs,

@@ -1,0 +1,39 @@
+//! [`EngineConfig`]: everything needed to start an engine.
+
+use std::path::PathBuf;
+
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Resolved local model: HF folder or `.gguf` file.
+    pub model_path: PathBuf,
+    /// Id clients use in `model`.
+    pub served_model_name: String,
+    /// Most sequences in one step.
+    pub max_num_seqs: usize,
+    /// Token budget of one step (prefill chunks + decodes).
+    pub max_num_batched_tokens: usize,
+    /// KV capacity in tokens; `None` = `max_num_seqs` contexts of `min(max_model_len, 4096)`,
+    /// capped by `max_kv_cache_bytes`.
+    pub kv_cache_tokens: Option<usize>,
+    /// Upper bound on KV memory when sizing automatically.
+    pub max_kv_cache_bytes: usize,
+    /// Longest prompt + completion accepted; `None` = the model's context length.
+    pub max_model_len: Option<usize>,
+    /// Requests allowed to wait for admission before `submit` reports overload.
+    pub max_waiting_requests: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            model_path: PathBuf::new(),
+            served_model_name: "model".into(),
+            max_num_seqs: 16,
+            max_num_batched_tokens: 512,
+            kv_cache_tokens: None,
+            max_kv_cache_bytes: 4 << 30,
+            max_model_len: None,
+            max_waiting_requests: 256,
+        }
+    }
+}

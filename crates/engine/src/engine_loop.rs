@@ -1,0 +1,279 @@
+//! The engine thread: `loop { take commands -> schedule -> execute -> sample -> update }`.
+//!
+//! Invariants: this thread alone owns the scheduler, the runner and every [`ActiveRequest`];
+//! a request is in `active` iff the scheduler knows it; every request ends with exactly one
+//! `Finished`/`Error` event. Handles see state only through commands and the stats snapshot.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::Arc;
+
+use arle_sched::{ModelOutput, Request, RequestId as SchedId, Scheduler, SchedulerOutput};
+
+use crate::handle::{EngineCommand, RequestId, Shared};
+use crate::request::{FinishReason, GenerateEvent};
+use crate::runner::{LogitsWanted, ModelRunner, PageCopy, SeqStep};
+use crate::sequence::{ActiveRequest, ModelContext, Progress};
+use crate::EngineError;
+
+pub(crate) struct EngineLoop {
+    pub(crate) scheduler: Scheduler,
+    pub(crate) runner: ModelRunner,
+    pub(crate) model: ModelContext,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) commands: Receiver<EngineCommand>,
+    pub(crate) active: HashMap<RequestId, ActiveRequest>,
+    pub(crate) prompt_tokens_total: u64,
+    pub(crate) generation_tokens_total: u64,
+    pub(crate) finished_total: u64,
+}
+
+fn sched_id(id: RequestId) -> SchedId {
+    SchedId(id.0)
+}
+
+impl EngineLoop {
+    /// Runs until `Shutdown` or until every handle is dropped.
+    pub(crate) fn run(mut self) {
+        loop {
+            if !self.drain_commands() {
+                break;
+            }
+            if !self.scheduler.has_unfinished_requests() {
+                continue;
+            }
+            if let Err(e) = self.step() {
+                tracing::error!("engine step failed: {e}");
+                self.fail_all(&e);
+            }
+            self.publish_stats();
+        }
+        self.fail_all(&EngineError::Shutdown);
+        self.shared.ready.store(false, Ordering::Release);
+    }
+
+    /// Applies pending commands; blocks when idle. Returns false to stop.
+    fn drain_commands(&mut self) -> bool {
+        loop {
+            let command = if self.scheduler.has_unfinished_requests() {
+                match self.commands.try_recv() {
+                    Ok(c) => c,
+                    Err(TryRecvError::Empty) => return true,
+                    Err(TryRecvError::Disconnected) => return false,
+                }
+            } else {
+                match self.commands.recv() {
+                    Ok(c) => c,
+                    Err(_) => return false,
+                }
+            };
+            match command {
+                EngineCommand::Submit {
+                    id,
+                    request,
+                    events,
+                } => self.admit(id, request, events),
+                EngineCommand::Abort(id) => self.abort(id),
+                EngineCommand::Shutdown => return false,
+            }
+            self.publish_stats();
+        }
+    }
+
+    fn admit(
+        &mut self,
+        id: RequestId,
+        request: crate::GenerateRequest,
+        events: tokio::sync::mpsc::UnboundedSender<GenerateEvent>,
+    ) {
+        let prompt = request.prompt_token_ids.clone();
+        let active =
+            match ActiveRequest::new(events.clone(), prompt.clone(), request.params, &self.model) {
+                Ok(a) => a,
+                Err(e) => {
+                    let _ = events.send(GenerateEvent::Error(e.to_string()));
+                    return;
+                }
+            };
+        let mut sched_request = Request::new(sched_id(id), prompt, active.max_output_tokens());
+        sched_request.needs_prompt_logits = active.params.prompt_logprobs.is_some();
+        if let Err(e) = self.scheduler.add_request(sched_request) {
+            active.fail(&EngineError::InvalidRequest(e.to_string()));
+            return;
+        }
+        self.prompt_tokens_total += active.prompt_ids.len() as u64;
+        self.active.insert(id, active);
+    }
+
+    fn abort(&mut self, id: RequestId) {
+        if let Some(active) = self.active.remove(&id) {
+            let _ = self.scheduler.abort_request(sched_id(id));
+            active.finish(FinishReason::Abort);
+            self.finished_total += 1;
+        }
+    }
+
+    /// One scheduler step end to end.
+    fn step(&mut self) -> Result<(), EngineError> {
+        let disconnected: Vec<RequestId> = self
+            .active
+            .iter()
+            .filter(|(_, a)| a.is_disconnected())
+            .map(|(id, _)| *id)
+            .collect();
+        disconnected.into_iter().for_each(|id| self.abort(id));
+        let output = self.scheduler.schedule().map_err(sched_err)?;
+        if output.is_empty() {
+            return Ok(());
+        }
+        let logits = self.execute(&output)?;
+        let vocab = self.runner.model().info().vocab_size;
+        let mut sampled = Vec::new();
+        let mut finished_here = Vec::new();
+        for (s, rows) in output.scheduled.iter().zip(logits) {
+            let id = RequestId(s.id.0);
+            let Some(active) = self.active.get_mut(&id) else {
+                continue;
+            };
+            if s.start_position == 0 && active.cached_tokens == 0 {
+                active.cached_tokens = s.num_cached_tokens;
+            }
+            let Some(mut rows) = rows else { continue };
+            let prompt_rows = s
+                .num_prompt_tokens
+                .saturating_sub(s.start_position)
+                .min(s.token_ids.len());
+            if s.needs_prompt_logits && prompt_rows > 0 {
+                active.on_prompt_logits(
+                    &rows.data()[..prompt_rows * vocab],
+                    vocab,
+                    s.start_position,
+                )?;
+            }
+            if s.samples_next_token && active.max_output_tokens() > 0 {
+                let n_rows = rows.elements() / vocab;
+                let last = &mut rows.data_mut()[(n_rows - 1) * vocab..];
+                let (token, progress) = active.on_logits(last)?;
+                sampled.push((s.id, token));
+                self.generation_tokens_total += 1;
+                if let Progress::Finished(reason) = progress {
+                    finished_here.push((id, reason));
+                }
+            }
+        }
+        let updates = self
+            .scheduler
+            .update(&output, &ModelOutput { sampled })
+            .map_err(sched_err)?;
+        for (id, reason) in finished_here {
+            if self.scheduler.request_status(sched_id(id)).is_some() {
+                self.scheduler
+                    .finish_request(sched_id(id), to_sched_reason(reason))
+                    .map_err(sched_err)?;
+            }
+            self.complete(id, reason);
+        }
+        for u in updates {
+            if let Some(reason) = u.finish_reason {
+                self.complete(RequestId(u.id.0), from_sched_reason(reason));
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the model for the scheduled requests.
+    fn execute(
+        &mut self,
+        output: &SchedulerOutput,
+    ) -> Result<Vec<Option<arle_tensor::Tensor>>, EngineError> {
+        let tables: Vec<Vec<u32>> = output
+            .scheduled
+            .iter()
+            .map(|s| s.block_table.iter().map(|b| b.0).collect())
+            .collect();
+        let steps: Vec<SeqStep<'_>> = output
+            .scheduled
+            .iter()
+            .zip(&tables)
+            .map(|(s, table)| SeqStep {
+                token_ids: &s.token_ids,
+                start_position: s.start_position,
+                block_table: table,
+                logits: if s.needs_prompt_logits && s.start_position < s.num_prompt_tokens {
+                    LogitsWanted::All
+                } else if s.samples_next_token {
+                    LogitsWanted::Last
+                } else {
+                    LogitsWanted::None
+                },
+            })
+            .collect();
+        let copies: Vec<PageCopy> = output
+            .block_copies
+            .iter()
+            .map(|c| PageCopy {
+                src: c.src.0,
+                dst: c.dst.0,
+            })
+            .collect();
+        self.runner.execute(&steps, &copies)
+    }
+
+    fn complete(&mut self, id: RequestId, reason: FinishReason) {
+        if let Some(active) = self.active.remove(&id) {
+            active.finish(reason);
+            self.finished_total += 1;
+        }
+    }
+
+    /// Ends every live request with an error (after a failed step or at shutdown).
+    fn fail_all(&mut self, error: &EngineError) {
+        for (id, active) in self.active.drain() {
+            let _ = self.scheduler.abort_request(sched_id(id));
+            active.fail(error);
+        }
+    }
+
+    pub(crate) fn publish_initial_stats(&self) {
+        self.publish_stats();
+    }
+
+    fn publish_stats(&self) {
+        let s = self.scheduler.stats();
+        if let Ok(mut stats) = self.shared.stats.lock() {
+            stats.waiting_requests = s.num_waiting;
+            stats.running_requests = s.num_running;
+            stats.kv_blocks_total = self.scheduler.kv_cache().pool().num_usable_blocks();
+            stats.kv_blocks_free = s.num_free_blocks;
+            stats.kv_blocks_cached = s.num_cached_blocks;
+            stats.kv_block_tokens = arle_sched::BLOCK_TOKENS;
+            stats.prompt_tokens_total = self.prompt_tokens_total;
+            stats.generation_tokens_total = self.generation_tokens_total;
+            stats.prefix_cache_hit_tokens_total = s.prefix_hit_tokens_total;
+            stats.requests_finished_total = self.finished_total;
+            stats.preemptions_total = s.preemptions_total;
+            stats.steps_total = s.steps_total;
+        }
+    }
+}
+
+fn sched_err(e: arle_sched::SchedError) -> EngineError {
+    EngineError::Internal(format!("scheduler: {e}"))
+}
+
+fn to_sched_reason(r: FinishReason) -> arle_sched::FinishReason {
+    match r {
+        FinishReason::Stop => arle_sched::FinishReason::Stop,
+        FinishReason::Length => arle_sched::FinishReason::Length,
+        FinishReason::Abort => arle_sched::FinishReason::Abort,
+    }
+}
+
+fn from_sched_reason(r: arle_sched::FinishReason) -> FinishReason {
+    match r {
+        arle_sched::FinishReason::Stop => FinishReason::Stop,
+        arle_sched::FinishReason::Length => FinishReason::Length,
+        arle_sched::FinishReason::Abort => FinishReason::Abort,
+    }
+}

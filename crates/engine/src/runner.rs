@@ -1,0 +1,130 @@
+//! [`ModelRunner`]: turns one scheduled step into a [`ForwardBatch`], runs the model over the
+//! KV cache it owns, and hands back the logits rows each sequence asked for.
+//!
+//! Invariant: the runner owns the cache storage; block ids come from the scheduler and index
+//! the same pages in every layer. Copy-on-write page copies are applied before the forward.
+
+use arle_models::{ForwardBatch, Model, ModelCache};
+use arle_tensor::ops::{AttentionMeta, SeqSpan};
+use arle_tensor::{Tensor, KV_BLOCK_TOKENS};
+
+use crate::EngineError;
+
+/// One sequence's share of a step.
+#[derive(Clone, Debug)]
+pub struct SeqStep<'a> {
+    /// Tokens computed this step (`[n]`), at positions `start_position..start_position + n`.
+    pub token_ids: &'a [u32],
+    pub start_position: usize,
+    /// Pages covering positions `0..start_position + n`.
+    pub block_table: &'a [u32],
+    /// Which logits rows to return: every row (prompt logprobs), the last (sampling), or none.
+    pub logits: LogitsWanted,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogitsWanted {
+    None,
+    Last,
+    All,
+}
+
+/// A page copy (copy-on-write of a shared partial page).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageCopy {
+    pub src: u32,
+    pub dst: u32,
+}
+
+pub struct ModelRunner {
+    model: Box<dyn Model>,
+    cache: ModelCache,
+}
+
+impl ModelRunner {
+    pub fn new(model: Box<dyn Model>, num_blocks: usize) -> Self {
+        let cache = ModelCache::new(&model.info().cache, num_blocks);
+        Self { model, cache }
+    }
+
+    pub fn model(&self) -> &dyn Model {
+        self.model.as_ref()
+    }
+
+    /// Runs one step. Returns, per sequence in order, its logits rows `[rows, vocab]`
+    /// (`None` when it asked for none).
+    pub fn execute(
+        &mut self,
+        seqs: &[SeqStep<'_>],
+        copies: &[PageCopy],
+    ) -> Result<Vec<Option<Tensor>>, EngineError> {
+        for c in copies {
+            self.cache.copy_block(c.src as usize, c.dst as usize);
+        }
+        if seqs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let batch = build_batch(seqs)?;
+        let logits = self.model.forward(&batch, &mut self.cache, None)?;
+        split_logits(seqs, &logits)
+    }
+}
+
+/// Concatenates the sequences into one batch (spans tile the token rows in order).
+fn build_batch(seqs: &[SeqStep<'_>]) -> Result<ForwardBatch, EngineError> {
+    let mut batch = ForwardBatch::default();
+    let mut meta = AttentionMeta::default();
+    for s in seqs {
+        let query_start = batch.token_ids.len();
+        let n = s.token_ids.len();
+        let context_len = s.start_position + n;
+        if s.block_table.len() * KV_BLOCK_TOKENS < context_len {
+            return Err(EngineError::Internal(format!(
+                "block table of {} pages cannot hold {context_len} tokens",
+                s.block_table.len()
+            )));
+        }
+        for (i, &tok) in s.token_ids.iter().enumerate() {
+            let pos = s.start_position + i;
+            batch.token_ids.push(tok);
+            batch.positions.push(pos as u32);
+            let page = s.block_table[pos / KV_BLOCK_TOKENS];
+            meta.slot_mapping
+                .push(page * KV_BLOCK_TOKENS as u32 + (pos % KV_BLOCK_TOKENS) as u32);
+        }
+        match s.logits {
+            LogitsWanted::None => {}
+            LogitsWanted::Last => batch.logits_rows.push(query_start + n - 1),
+            LogitsWanted::All => batch.logits_rows.extend(query_start..query_start + n),
+        }
+        meta.seqs.push(SeqSpan {
+            query_start,
+            query_len: n,
+            context_len,
+            block_table: s.block_table.to_vec(),
+        });
+    }
+    batch.attention = meta;
+    Ok(batch)
+}
+
+/// Splits `[rows, vocab]` back into per-sequence tensors.
+fn split_logits(seqs: &[SeqStep<'_>], logits: &Tensor) -> Result<Vec<Option<Tensor>>, EngineError> {
+    let mut row = 0;
+    let mut out = Vec::with_capacity(seqs.len());
+    for s in seqs {
+        let rows = match s.logits {
+            LogitsWanted::None => 0,
+            LogitsWanted::Last => 1,
+            LogitsWanted::All => s.token_ids.len(),
+        };
+        if rows == 0 {
+            out.push(None);
+            continue;
+        }
+        let idx: Vec<usize> = (row..row + rows).collect();
+        out.push(Some(logits.gather_rows(&idx)?));
+        row += rows;
+    }
+    Ok(out)
+}
