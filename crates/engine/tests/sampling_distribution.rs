@@ -1,6 +1,6 @@
 //! Empirical sampling frequencies against the exact renormalised distribution, computed here
 //! by a direct f64 reference (full sort, no partial selection), and filter parity on a larger
-//! vocab where top-p needs more than one partial-sort round.
+//! vocab where top-p's quickselect runs many rounds.
 
 #![allow(clippy::unwrap_used)]
 
@@ -173,7 +173,7 @@ fn spread_logits(vocab: usize, salt: u64) -> Vec<f32> {
 
 #[test]
 fn top_p_on_large_vocab_matches_reference_set() {
-    // Nearly flat logits: the nucleus spans hundreds of tokens, past the first partial sort.
+    // Nearly flat logits: the nucleus spans hundreds of tokens.
     let logits = spread_logits(5_000, 42);
     for (top_p, top_k) in [
         (0.9f32, None),
@@ -193,15 +193,12 @@ fn top_p_on_large_vocab_matches_reference_set() {
             .map(|(i, _)| i)
             .collect();
         let mut candidates: Vec<Candidate> = Vec::new();
-        let max_logit = filters::collect_candidates(&logits, &mut candidates).unwrap();
+        filters::collect_candidates(&logits, &mut candidates).unwrap();
         if let Some(k) = top_k {
             filters::keep_top_k(&mut candidates, k);
         }
-        filters::keep_top_p(&mut candidates, top_p, max_logit);
+        filters::keep_top_p(&mut candidates, top_p);
         let mut got_ids: Vec<u32> = candidates.iter().map(|c| c.token_id).collect();
-        assert!(got_ids
-            .windows(2)
-            .all(|w| logits[w[0] as usize] >= logits[w[1] as usize]));
         got_ids.sort_unstable();
         expected_ids.sort_unstable();
         assert!(

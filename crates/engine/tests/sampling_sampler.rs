@@ -334,3 +334,34 @@ fn invalid_params_are_rejected() {
         "top_k 0 disables"
     );
 }
+
+#[test]
+fn many_top_logprobs_and_ties_order_by_lower_id() {
+    // 300 tokens with many equal logits; both the streaming (<= 64) and the selection path.
+    let raw: Vec<f32> = (0..300).map(|i| ((i * 37 % 11) as f32) * 0.5).collect();
+    let reference = log_softmax(&raw);
+    let mut by_rank: Vec<u32> = (0..raw.len() as u32).collect();
+    by_rank.sort_by(|&a, &b| raw[b as usize].total_cmp(&raw[a as usize]).then(a.cmp(&b)));
+    for num_top in [1, 7, 64, 65, 200, 1000] {
+        let params = SamplingParams {
+            temperature: 0.0,
+            logprobs: Some(num_top),
+            ..SamplingParams::default()
+        };
+        let sampled = Sampler::new(&params)
+            .unwrap()
+            .sample(&mut raw.clone(), &[], &[])
+            .unwrap();
+        let top = sampled.logprob.unwrap().top;
+        assert_eq!(top.len(), num_top.min(raw.len()));
+        let ids: Vec<u32> = top.iter().map(|&(id, _)| id).collect();
+        assert_eq!(ids, by_rank[..top.len()].to_vec(), "num_top {num_top}");
+        for (id, lp) in top {
+            assert!((f64::from(lp) - reference[id as usize]).abs() < 1e-5);
+        }
+        assert_eq!(
+            sampled.token_id, by_rank[0],
+            "greedy tie goes to the lowest id"
+        );
+    }
+}

@@ -10,7 +10,7 @@
 //! Invariants: NaN logits count as `-inf`; a row with no finite logit is an error; the top
 //! list has `min(n, number of finite logits)` entries, ties ordered by lower token id.
 
-use super::filters::{collect_candidates, sort_best_prefix, Candidate};
+use super::filters::{best_first, collect_candidates, Candidate};
 use crate::request::TokenLogprob;
 use crate::EngineError;
 
@@ -31,8 +31,8 @@ pub fn log_normaliser(row: &[f32]) -> Option<f32> {
     Some(max_logit + sum_exp.ln() as f32)
 }
 
-/// The logprob of `token_id` under `row` and the `num_top` best alternatives.
-/// `scratch` is a reusable buffer (its contents are overwritten).
+/// The logprob of `token_id` under `row` and the `num_top` best alternatives. O(vocab) for
+/// `num_top <= 64`. `scratch` is a reusable buffer (its contents are overwritten).
 pub fn token_logprob(
     row: &[f32], // [vocab]
     token_id: u32,
@@ -49,22 +49,47 @@ pub fn token_logprob(
     } else {
         raw_logit - normaliser
     };
-    let top = if num_top == 0 {
-        Vec::new()
-    } else {
-        collect_candidates(row, scratch);
-        let num_top = num_top.min(scratch.len());
-        sort_best_prefix(scratch, num_top);
-        scratch[..num_top]
-            .iter()
-            .map(|c| (c.token_id, c.logit - normaliser))
-            .collect()
-    };
+    let top = best_logits(row, num_top, scratch)
+        .into_iter()
+        .map(|(id, logit)| (id, logit - normaliser))
+        .collect();
     Ok(TokenLogprob {
         token_id,
         logprob,
         top,
     })
+}
+
+/// Up to this many alternatives are found by one streaming pass; more by partial selection.
+const MAX_STREAMED_TOP: usize = 64;
+
+/// The `num_top` best finite (token id, logit) pairs, best first, ties to the lower id.
+fn best_logits(row: &[f32], num_top: usize, scratch: &mut Vec<Candidate>) -> Vec<(u32, f32)> {
+    if num_top == 0 {
+        return Vec::new();
+    }
+    if num_top > MAX_STREAMED_TOP {
+        collect_candidates(row, scratch);
+        let num_top = num_top.min(scratch.len());
+        if num_top < scratch.len() {
+            scratch.select_nth_unstable_by(num_top.saturating_sub(1), best_first);
+        }
+        scratch.truncate(num_top);
+        scratch.sort_unstable_by(best_first);
+        return scratch.iter().map(|c| (c.token_id, c.logit)).collect();
+    }
+    // Sorted best first; a new logit enters only if it beats the current last entry (an
+    // equal logit has a higher id, so it loses).
+    let mut best: Vec<(u32, f32)> = Vec::with_capacity(num_top + 1);
+    for (token_id, &logit) in (0u32..).zip(row) {
+        let beats_last = best.len() < num_top || best.last().is_some_and(|&(_, l)| logit > l);
+        if logit.is_finite() && beats_last {
+            let position = best.partition_point(|&(_, l)| l >= logit);
+            best.insert(position, (token_id, logit));
+            best.truncate(num_top);
+        }
+    }
+    best
 }
 
 /// Prompt logprobs: entry `i + 1` is the logprob of `prompt_ids[i + 1]` under row `i`; entry 0

@@ -11,8 +11,8 @@
 //! Invariants: one `Sampler` per request (it owns the RNG stream and the penalty counts);
 //! `output_ids` only grows between calls; the same seed, params and logits give the same
 //! tokens; the row is scratch: after `sample` it holds the penalised, temperature-scaled
-//! logits; NaN and infinite logits are never sampled. Cost per step is O(vocab) plus the
-//! sorting that top-p needs (a partial sort of the nucleus only); buffers are reused.
+//! logits; NaN and infinite logits are never sampled. Cost per step is O(vocab) expected
+//! (top-k and top-p use partial selection, no sort); buffers are reused across steps.
 
 pub mod filters;
 pub mod logprobs;
@@ -107,12 +107,12 @@ impl Sampler {
         if temperature != 1.0 {
             logits.iter_mut().for_each(|logit| *logit /= temperature);
         }
-        let max_logit = filters::collect_candidates(logits, &mut self.candidates)?;
+        filters::collect_candidates(logits, &mut self.candidates)?;
         if let Some(top_k) = self.config.top_k {
             filters::keep_top_k(&mut self.candidates, top_k);
         }
-        filters::keep_top_p(&mut self.candidates, self.config.top_p, max_logit);
-        filters::keep_min_p(&mut self.candidates, self.config.min_p, max_logit);
-        filters::draw(&self.candidates, max_logit, self.rng.uniform_f64())
+        filters::keep_top_p(&mut self.candidates, self.config.top_p);
+        filters::keep_min_p(&mut self.candidates, self.config.min_p);
+        filters::draw(&self.candidates, self.rng.uniform_f64())
     }
 }
