@@ -38,6 +38,8 @@ pub enum SchedError {
     },
     #[error("request {0:?} got a sampled token but was not scheduled to sample")]
     UnexpectedSample(RequestId),
+    #[error("request {0:?} was scheduled to sample but got no sampled token")]
+    MissingSample(RequestId),
     #[error("internal scheduler invariant broken: {0}")]
     Internal(&'static str),
 }

@@ -56,6 +56,17 @@ pub struct PrefixHit {
     pub num_cached_tokens: usize,
 }
 
+impl PrefixHit {
+    /// The same hit with the tail copy dropped (only the shared full pages).
+    pub fn without_tail_copy(&self) -> PrefixHit {
+        PrefixHit {
+            shared_blocks: self.shared_blocks.clone(),
+            tail_copy: None,
+            num_cached_tokens: self.shared_blocks.len() * BLOCK_TOKENS,
+        }
+    }
+}
+
 /// Pages given to a request by one `allocate*` call.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Allocation {

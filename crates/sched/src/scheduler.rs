@@ -21,9 +21,9 @@ use std::collections::{HashMap, VecDeque};
 
 use crate::request::RequestState;
 use crate::{
-    num_pages_for, BlockId, FinishReason, KvCacheManager, ModelOutput, PrefixHit, Request,
-    RequestId, RequestStatus, RequestUpdate, SchedError, ScheduledRequest, SchedulerOutput,
-    SchedulerStats,
+    num_pages_for, Allocation, BlockId, FinishReason, KvCacheManager, ModelOutput, PrefixHit,
+    Request, RequestId, RequestStatus, RequestUpdate, SchedError, ScheduledRequest,
+    SchedulerOutput, SchedulerStats,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -219,8 +219,9 @@ impl Scheduler {
                 self.kv.lookup_prefix(&req.token_ids)
             };
             let num_query_tokens = req.num_tokens();
-            let num_new = (num_query_tokens - hit.num_cached_tokens).min(*budget_tokens);
-            let Some(allocation) = self.kv.allocate_new(id, &hit, num_new)? else {
+            let Some((hit, num_new, allocation)) =
+                self.admit_pages(id, hit, num_query_tokens, *budget_tokens)?
+            else {
                 break;
             };
             output.block_copies.extend(allocation.copies);
@@ -236,6 +237,28 @@ impl Scheduler {
             *budget_tokens -= num_new;
         }
         Ok(())
+    }
+
+    /// First allocation for a waiting request; if the pinned copy source is what makes it not
+    /// fit (a request needing every page), retries without the tail copy.
+    fn admit_pages(
+        &mut self,
+        id: RequestId,
+        hit: PrefixHit,
+        num_tokens: usize,
+        budget_tokens: usize,
+    ) -> Result<Option<(PrefixHit, usize, Allocation)>, SchedError> {
+        let num_new = (num_tokens - hit.num_cached_tokens).min(budget_tokens);
+        if let Some(allocation) = self.kv.allocate_new(id, &hit, num_new)? {
+            return Ok(Some((hit, num_new, allocation)));
+        }
+        if hit.tail_copy.is_none() {
+            return Ok(None);
+        }
+        let hit = hit.without_tail_copy();
+        let num_new = (num_tokens - hit.num_cached_tokens).min(budget_tokens);
+        let allocation = self.kv.allocate_new(id, &hit, num_new)?;
+        Ok(allocation.map(|a| (hit, num_new, a)))
     }
 
     /// Emits the step's work for `id` and advances its progress counter.
@@ -278,12 +301,22 @@ impl Scheduler {
 
     /// Takes the step's results: caches the computed pages, appends sampled tokens, finishes
     /// requests on a stop token, `max_tokens` or `max_model_len`. Samples for requests aborted
-    /// since `schedule()` are ignored.
+    /// since `schedule()` are ignored; a live request scheduled to sample must get one
+    /// ([`SchedError::MissingSample`], checked before anything changes).
     pub fn update(
         &mut self,
         scheduled: &SchedulerOutput,
         model_output: &ModelOutput,
     ) -> Result<Vec<RequestUpdate>, SchedError> {
+        for s in scheduled.scheduled.iter().filter(|s| s.samples_next_token) {
+            let live = self
+                .requests
+                .get(&s.id)
+                .is_some_and(|r| r.status == RequestStatus::Running && r.max_tokens > 0);
+            if live && !model_output.sampled.iter().any(|&(id, _)| id == s.id) {
+                return Err(SchedError::MissingSample(s.id));
+            }
+        }
         for s in &scheduled.scheduled {
             if let Some(req) = self.requests.get(&s.id) {
                 if req.status == RequestStatus::Running {

@@ -398,3 +398,44 @@ fn add_request_rejects_bad_requests() {
         Err(SchedError::InvalidConfig(_))
     ));
 }
+
+#[test]
+fn missing_sample_is_an_error_and_changes_nothing() {
+    let mut s = scheduler(11, 100, 4);
+    s.add_request(Request::new(A, tokens(0..5), 10)).unwrap();
+    let out = s.schedule().unwrap();
+    assert_eq!(
+        s.update(&out, &ModelOutput::default()),
+        Err(SchedError::MissingSample(A))
+    );
+    assert_eq!(s.kv_cache().prefix_cache().num_cached_pages(), 0);
+    assert_eq!(s.request_token_ids(A).unwrap().len(), 5);
+}
+
+#[test]
+fn request_needing_every_page_drops_the_tail_copy_instead_of_waiting_forever() {
+    // 4 usable pages, max_model_len 64: a 64-token prompt needs all of them
+    let mut s = Scheduler::new(SchedulerConfig {
+        num_blocks: 5,
+        max_num_batched_tokens: 64,
+        max_num_seqs: 4,
+        max_model_len: 64,
+    })
+    .unwrap();
+    s.add_request(Request::new(A, tokens(0..64), 1)).unwrap();
+    let (_, updates) = step(&mut s);
+    assert_eq!(updates[0].finish_reason, Some(FinishReason::Length));
+    assert_eq!(s.kv_cache().pool().lru_eviction_order(), ids(&[4, 3, 2, 1]));
+
+    // shared 1, 2, 3 + copy of page 4 (15 tokens) into a fresh page would need 5 pages
+    s.add_request(Request::new(B, tokens(0..64), 1)).unwrap();
+    let (out, _) = step(&mut s);
+    assert!(out.block_copies.is_empty());
+    let b = &out.scheduled[0];
+    assert_eq!(b.num_cached_tokens, 48);
+    assert_eq!(
+        (b.start_position, b.token_ids.clone()),
+        (48, tokens(48..64))
+    );
+    assert_eq!(b.block_table, ids(&[1, 2, 3, 4])); // 4 evicted and reused fresh
+}
