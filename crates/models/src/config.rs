@@ -285,7 +285,10 @@ impl ModelConfig {
         if let Some((name, _)) = sizes.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{name} must be positive"));
         }
-        if self.num_attention_heads % self.num_key_value_heads != 0 {
+        if !self
+            .num_attention_heads
+            .is_multiple_of(self.num_key_value_heads)
+        {
             return Err(format!(
                 "num_attention_heads {} is not a multiple of num_key_value_heads {}",
                 self.num_attention_heads, self.num_key_value_heads
@@ -303,7 +306,7 @@ impl ModelConfig {
         }
         let p = rope.partial_rotary_factor;
         let rotary_dim = (self.head_dim as f32 * p) as usize;
-        if !(p > 0.0 && p <= 1.0) || rotary_dim == 0 || rotary_dim % 2 != 0 {
+        if !(p > 0.0 && p <= 1.0) || rotary_dim == 0 || !rotary_dim.is_multiple_of(2) {
             return Err(format!(
                 "rotary dim {rotary_dim} (head_dim {} × partial_rotary_factor {p}) must be even \
                  and positive",

@@ -96,13 +96,16 @@ pub fn apply(
         detail: format!("tensor `{name}`: {detail}"),
     };
     let num_rows = weight.shape().first().copied().unwrap_or(0);
-    if num_heads == 0 || num_rows % num_heads != 0 || (num_rows / num_heads) % 2 != 0 {
+    if num_heads == 0
+        || !num_rows.is_multiple_of(num_heads)
+        || !(num_rows / num_heads).is_multiple_of(2)
+    {
         return Err(corrupt(format!(
             "{num_rows} rows cannot be split into {num_heads} heads of even size"
         )));
     }
     let bytes = weight.bytes().as_slice();
-    if num_rows == 0 || bytes.len() % num_rows != 0 {
+    if num_rows == 0 || !bytes.len().is_multiple_of(num_rows) {
         return Err(corrupt(format!(
             "{} bytes are not {num_rows} equal rows",
             bytes.len()

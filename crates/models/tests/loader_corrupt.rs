@@ -1,6 +1,8 @@
 //! Corrupt and truncated GGUF files (derived from the real SmolLM2 file) must give
 //! `ModelError::Corrupt` naming the file and the problem, never a panic.
 
+#![allow(clippy::unwrap_used)]
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -9,10 +11,12 @@ use arle_models::ModelError;
 use arle_tensor::Bytes;
 
 fn smollm2_gguf() -> PathBuf {
-    let path = std::env::var_os("ARLE_SMOLLM2_GGUF").map(PathBuf::from).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf")
-    });
+    let path = std::env::var_os("ARLE_SMOLLM2_GGUF")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf")
+        });
     assert!(
         path.is_file(),
         "SmolLM2 GGUF not found at {}: run scripts/fetch-test-assets.sh (or set ARLE_SMOLLM2_GGUF)",
@@ -26,7 +30,7 @@ struct Original {
     header: Vec<u8>,
     file_len: u64,
     first_tensor: (String, usize, usize), // name, n_dims, rel offset
-    second_tensor: (String, usize), // name, n_dims
+    second_tensor: (String, usize),       // name, n_dims
 }
 
 fn original() -> Original {
@@ -37,7 +41,11 @@ fn original() -> Original {
     Original {
         header: bytes[..gguf.data_offset].to_vec(),
         file_len: bytes.len() as u64,
-        first_tensor: (t0.name.clone(), t0.shape.len(), t0.offset - gguf.data_offset),
+        first_tensor: (
+            t0.name.clone(),
+            t0.shape.len(),
+            t0.offset - gguf.data_offset,
+        ),
         second_tensor: (gguf.tensors[1].name.clone(), gguf.tensors[1].shape.len()),
     }
 }
@@ -46,7 +54,9 @@ fn original() -> Original {
 fn find_string(buf: &[u8], s: &str) -> usize {
     let mut needle = (s.len() as u64).to_le_bytes().to_vec();
     needle.extend_from_slice(s.as_bytes());
-    buf.windows(needle.len()).position(|w| w == needle).unwrap_or_else(|| panic!("{s} not found"))
+    buf.windows(needle.len())
+        .position(|w| w == needle)
+        .unwrap_or_else(|| panic!("{s} not found"))
 }
 
 /// Writes `header` to a temp file, extended with zeros (sparse) to `len` bytes.
@@ -60,10 +70,16 @@ fn write_temp(dir: &Path, name: &str, header: &[u8], len: u64) -> PathBuf {
 
 fn assert_corrupt(path: &Path, want: &str) {
     match GgufFile::open(path) {
-        Ok(_) => panic!("{}: opened, expected error containing `{want}`", path.display()),
+        Ok(_) => panic!(
+            "{}: opened, expected error containing `{want}`",
+            path.display()
+        ),
         Err(e @ ModelError::Corrupt { .. }) => {
             let msg = e.to_string();
-            assert!(msg.contains(&path.display().to_string()), "no file name in: {msg}");
+            assert!(
+                msg.contains(&path.display().to_string()),
+                "no file name in: {msg}"
+            );
             assert!(msg.contains(want), "expected `{want}` in: {msg}");
         }
         Err(other) => panic!("{}: wrong error kind: {other}", path.display()),
@@ -88,7 +104,7 @@ fn truncated_files_are_corrupt() {
         (0, "truncated: magic"),
         (3, "truncated: magic"),
         (6, "truncated: version"),
-        (20, "truncated: metadata count"),
+        (20, "tensor count is 272, but only 4 bytes remain"),
         (30, "truncated"),
         (1000, "truncated"),
         (400_000, "truncated"),
@@ -116,8 +132,9 @@ fn garbled_headers_are_corrupt() {
     let key0_len = u64::from_le_bytes(h[24..32].try_into().unwrap()) as usize;
     let tokens = find_string(h, "tokenizer.ggml.tokens") + 8 + "tokenizer.ggml.tokens".len();
     let add_bos = find_string(h, "tokenizer.ggml.add_bos_token") + 8 + 28;
-    let (t0_name, t0_dims, t0_rel) = &o.first_tensor;
-    let t0 = find_string(h, t0_name) + 8 + t0_name.len(); // at n_dims
+    let (t0_name, t0_dims, t0_rel) = o.first_tensor.clone();
+    let t0_rel = t0_rel as u64;
+    let t0 = find_string(h, &t0_name) + 8 + t0_name.len(); // at n_dims
     let t0_type = t0 + 4 + 8 * t0_dims;
     let (t1_name, t1_dims) = &o.second_tensor;
     let t1 = find_string(h, t1_name) + 8 + t1_name.len(); // at n_dims
@@ -127,24 +144,88 @@ fn garbled_headers_are_corrupt() {
     type Edit = Box<dyn Fn(&mut Vec<u8>)>;
     let cases: Vec<(&str, Edit, &str)> = vec![
         ("magic", Box::new(|b| b[3] = b'X'), "not a GGUF file"),
-        ("v1", Box::new(|b| put_u32(b, 4, 1)), "unsupported GGUF version 1"),
-        ("bigendian", Box::new(|b| put_u32(b, 4, 3 << 24)), "unsupported GGUF version"),
-        ("ntensors", Box::new(|b| put_u64(b, 8, u64::MAX)), "tensor count"),
-        ("nkv", Box::new(|b| put_u64(b, 16, 1 << 40)), "metadata count"),
-        ("keylen", Box::new(|b| put_u64(b, 24, u64::MAX / 2)), "length of metadata key"),
+        (
+            "v1",
+            Box::new(|b| put_u32(b, 4, 1)),
+            "unsupported GGUF version 1",
+        ),
+        (
+            "bigendian",
+            Box::new(|b| put_u32(b, 4, 3 << 24)),
+            "unsupported GGUF version",
+        ),
+        (
+            "ntensors",
+            Box::new(|b| put_u64(b, 8, u64::MAX)),
+            "tensor count",
+        ),
+        (
+            "nkv",
+            Box::new(|b| put_u64(b, 16, 1 << 40)),
+            "metadata count",
+        ),
+        (
+            "keylen",
+            Box::new(|b| put_u64(b, 24, u64::MAX / 2)),
+            "length of metadata key",
+        ),
         ("utf8", Box::new(|b| b[32] = 0xff), "not valid UTF-8"),
-        ("vtype", Box::new(move |b| put_u32(b, 32 + key0_len, 99)), "unknown value type 99"),
-        ("arraylen", Box::new(move |b| put_u64(b, tokens + 8, 1 << 60)), "array length"),
-        ("arraytype", Box::new(move |b| put_u32(b, tokens + 4, 77)), "element type 77"),
-        ("bool", Box::new(move |b| b[add_bos + 4] = 2), "bool byte is 2"),
+        (
+            "vtype",
+            Box::new(move |b| put_u32(b, 32 + key0_len, 99)),
+            "unknown value type 99",
+        ),
+        (
+            "arraylen",
+            Box::new(move |b| put_u64(b, tokens + 8, 1 << 60)),
+            "array length",
+        ),
+        (
+            "arraytype",
+            Box::new(move |b| put_u32(b, tokens + 4, 77)),
+            "element type 77",
+        ),
+        (
+            "bool",
+            Box::new(move |b| b[add_bos + 4] = 2),
+            "bool byte is 2",
+        ),
         ("ndims", Box::new(move |b| put_u32(b, t0, 9)), "9 dims"),
-        ("ttype", Box::new(move |b| put_u32(b, t0_type, 99)), "ggml type id 99"),
-        ("q4_3", Box::new(move |b| put_u32(b, t0_type, 4)), "ggml type id 4"),
-        ("align", Box::new(move |b| put_u64(b, t0_type + 4, 1)), "not a multiple of the alignment"),
-        ("offset", Box::new(move |b| put_u64(b, t0_type + 4, 1 << 40)), "past end of file"),
-        ("dims", Box::new(move |b| put_u64(b, t0 + 4, 1 << 62)), "tensor `"),
-        ("overlap", Box::new(move |b| put_u64(b, t1_offset, *t0_rel as u64)), "overlap"),
-        ("dup", Box::new(move |b| b[k_name + 11] = b'q'), "duplicate tensor name"),
+        (
+            "ttype",
+            Box::new(move |b| put_u32(b, t0_type, 99)),
+            "ggml type id 99",
+        ),
+        (
+            "q4_3",
+            Box::new(move |b| put_u32(b, t0_type, 4)),
+            "ggml type id 4",
+        ),
+        (
+            "align",
+            Box::new(move |b| put_u64(b, t0_type + 4, 1)),
+            "not a multiple of the alignment",
+        ),
+        (
+            "offset",
+            Box::new(move |b| put_u64(b, t0_type + 4, 1 << 40)),
+            "past end of file",
+        ),
+        (
+            "dims",
+            Box::new(move |b| put_u64(b, t0 + 4, 1 << 62)),
+            "tensor `",
+        ),
+        (
+            "overlap",
+            Box::new(move |b| put_u64(b, t1_offset, t0_rel)),
+            "overlap",
+        ),
+        (
+            "dup",
+            Box::new(move |b| b[k_name + 11] = b'q'),
+            "duplicate tensor name",
+        ),
     ];
     for (name, edit, want) in cases {
         let mut header = o.header.clone();
@@ -170,7 +251,11 @@ fn random_header_damage_never_panics() {
     for _ in 0..150 {
         let mut header = o.header.clone();
         for _ in 0..4 {
-            let region = if next() % 2 == 0 { 0..65536 } else { infos..o.header.len() };
+            let region = if next() % 2 == 0 {
+                0..65536
+            } else {
+                infos..o.header.len()
+            };
             let at = region.start + (next() as usize) % (region.end - region.start);
             header[at] = next() as u8;
         }

@@ -1,6 +1,8 @@
 //! GGUF reader and GGUF -> HF weight mapping, against fixtures written/read by the python `gguf`
 //! package and transformers' GGUF loader (scripts/make_loader_fixtures.py), and the real SmolLM2.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 
 use arle_models::config::{Architecture, ModelConfig};
@@ -12,14 +14,18 @@ use arle_tensor::DType;
 use serde_json::Value;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/loader").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/loader")
+        .join(name)
 }
 
 fn smollm2_gguf() -> PathBuf {
-    let path = std::env::var_os("ARLE_SMOLLM2_GGUF").map(PathBuf::from).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf")
-    });
+    let path = std::env::var_os("ARLE_SMOLLM2_GGUF")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf")
+        });
     assert!(
         path.is_file(),
         "SmolLM2 GGUF not found at {}: run scripts/fetch-test-assets.sh (or set ARLE_SMOLLM2_GGUF)",
@@ -81,13 +87,31 @@ fn all_value_types_match_python_writer() {
     // Typed getters accept any integer width and reject wrong types with Corrupt.
     assert_eq!(gguf.get_u32("t.u8").unwrap(), Some(200));
     assert_eq!(gguf.get_u64("t.u64").unwrap(), Some(u64::MAX));
-    assert!(matches!(gguf.get_u32("t.u64"), Err(ModelError::Corrupt { .. })));
-    assert!(matches!(gguf.get_u32("t.i8"), Err(ModelError::Corrupt { .. })));
-    assert_eq!(gguf.get_f32("t.f64").unwrap(), Some(2.861_022_9e-6));
-    assert_eq!(gguf.get_str("t.string").unwrap(), Some("h\u{e9}llo w\u{f6}rld \u{2603}"));
-    assert_eq!(gguf.get_str_array("t.arr_str").unwrap().unwrap()[3], "<|im_end|>");
-    assert_eq!(gguf.get_int_array("t.arr_i64").unwrap(), Some(vec![-1, 0, 7]));
-    assert!(matches!(gguf.get_str("t.u8"), Err(ModelError::Corrupt { .. })));
+    assert!(matches!(
+        gguf.get_u32("t.u64"),
+        Err(ModelError::Corrupt { .. })
+    ));
+    assert!(matches!(
+        gguf.get_u32("t.i8"),
+        Err(ModelError::Corrupt { .. })
+    ));
+    assert_eq!(gguf.get_f32("t.f64").unwrap(), Some(2.861_023e-6));
+    assert_eq!(
+        gguf.get_str("t.string").unwrap(),
+        Some("h\u{e9}llo w\u{f6}rld \u{2603}")
+    );
+    assert_eq!(
+        gguf.get_str_array("t.arr_str").unwrap().unwrap()[3],
+        "<|im_end|>"
+    );
+    assert_eq!(
+        gguf.get_int_array("t.arr_i64").unwrap(),
+        Some(vec![-1, 0, 7])
+    );
+    assert!(matches!(
+        gguf.get_str("t.u8"),
+        Err(ModelError::Corrupt { .. })
+    ));
     assert_eq!(gguf.get_u32("t.absent").unwrap(), None);
     assert_eq!(gguf.architecture().unwrap(), "testarch");
 
@@ -96,11 +120,19 @@ fn all_value_types_match_python_writer() {
     for t in tensors {
         let name = t["name"].as_str().unwrap();
         let info = gguf.tensor_info(name).expect(name);
-        let shape: Vec<usize> =
-            t["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+        let shape: Vec<usize> = t["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_u64().unwrap() as usize)
+            .collect();
         assert_eq!(info.shape, shape, "{name}");
         assert_eq!(info.offset as u64, t["offset"].as_u64().unwrap(), "{name}");
-        assert_eq!(info.num_bytes as u64, t["num_bytes"].as_u64().unwrap(), "{name}");
+        assert_eq!(
+            info.num_bytes as u64,
+            t["num_bytes"].as_u64().unwrap(),
+            "{name}"
+        );
         let dtype = match t["type_id"].as_u64().unwrap() {
             0 => DType::F32,
             1 => DType::F16,
@@ -112,8 +144,12 @@ fn all_value_types_match_python_writer() {
         assert_eq!(info.offset % 64, 0, "{name} aligned");
         if dtype != DType::Q8_0 {
             let values = gguf.weight(info).unwrap().to_f32_vec().unwrap();
-            let want: Vec<f32> =
-                t["values"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+            let want: Vec<f32> = t["values"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+                .collect();
             assert_eq!(values, want, "{name}");
         }
     }
@@ -142,7 +178,10 @@ fn smollm2_config_from_gguf() {
     assert_eq!(c.max_position_embeddings, 8192);
     assert_eq!(c.bos_token_id, Some(1));
     assert_eq!(c.eos_token_ids, vec![2]);
-    let tokens = gguf.get_str_array("tokenizer.ggml.tokens").unwrap().unwrap();
+    let tokens = gguf
+        .get_str_array("tokenizer.ggml.tokens")
+        .unwrap()
+        .unwrap();
     assert_eq!(tokens.len(), 49152);
 }
 
@@ -151,7 +190,10 @@ fn llama_tensors(c: &ModelConfig) -> Vec<(String, Vec<usize>)> {
     let (h, i, d) = (c.hidden_size, c.intermediate_size, c.head_dim);
     let (q, kv) = (c.num_attention_heads * d, c.num_key_value_heads * d);
     let mut out = vec![
-        ("model.embed_tokens.weight".to_string(), vec![c.vocab_size, h]),
+        (
+            "model.embed_tokens.weight".to_string(),
+            vec![c.vocab_size, h],
+        ),
         ("model.norm.weight".to_string(), vec![h]),
     ];
     for l in 0..c.num_hidden_layers {
@@ -178,7 +220,9 @@ fn smollm2_weights_map_to_hf_names_strictly() {
     let mut ws = WeightSource::from_gguf(&gguf, &c).unwrap();
     assert!(!ws.contains("lm_head.weight"), "tied: no output.weight");
     for (name, shape) in llama_tensors(&c) {
-        let w = ws.take(&name, &shape).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let w = ws
+            .take(&name, &shape)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(w.shape(), &shape[..]);
     }
     ws.finish().expect("every tensor used");
@@ -186,7 +230,10 @@ fn smollm2_weights_map_to_hf_names_strictly() {
     // Strictness on the real file: wrong shape, missing, unused.
     let mut ws = WeightSource::from_gguf(&gguf, &c).unwrap();
     let err = ws.take("model.norm.weight", &[577]).unwrap_err();
-    assert!(matches!(err, ModelError::TensorShape { ref actual, .. } if actual == &[576]), "{err}");
+    assert!(
+        matches!(err, ModelError::TensorShape { ref actual, .. } if actual == &[576]),
+        "{err}"
+    );
     let err = ws.take("lm_head.weight", &[49152, 576]).unwrap_err();
     assert!(matches!(err, ModelError::MissingTensor { .. }), "{err}");
     ws.take("model.norm.weight", &[576]).unwrap();
@@ -198,7 +245,9 @@ fn smollm2_weights_map_to_hf_names_strictly() {
         }
         other => panic!("{other}"),
     }
-    let ws = WeightSource::from_gguf(&gguf, &c).unwrap().ignore_prefixes(&["model."]);
+    let ws = WeightSource::from_gguf(&gguf, &c)
+        .unwrap()
+        .ignore_prefixes(&["model."]);
     ws.finish().expect("everything ignored");
 }
 
@@ -227,16 +276,28 @@ fn smollm2_qk_unpermuted_like_transformers() {
     let mut checked = 0;
     for t in want.as_array().unwrap() {
         let name = t["hf_name"].as_str().unwrap();
-        let shape: Vec<usize> =
-            t["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+        let shape: Vec<usize> = t["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_u64().unwrap() as usize)
+            .collect();
         let w = ws.take(name, &shape).unwrap();
         assert_eq!(w.dtype(), DType::Q4_1, "{name}");
         for (row, values) in t["rows"].as_object().unwrap() {
             let row: usize = row.parse().unwrap();
             let got = dequant_q4_1_row(w.row(row));
-            let want: Vec<f32> =
-                values.as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
-            let max_diff = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            let want: Vec<f32> = values
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+                .collect();
+            let max_diff = got
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
             assert_eq!(got.len(), want.len());
             assert!(max_diff <= 1e-6, "{name} row {row}: max diff {max_diff}");
             checked += 1;
@@ -245,12 +306,21 @@ fn smollm2_qk_unpermuted_like_transformers() {
         if let Ok(all) = w.to_f32_vec() {
             let row_len = shape[1];
             let first = &all[..row_len];
-            assert_eq!(first, &dequant_q4_1_row(w.row(0))[..], "{name} to_f32_vec row 0");
+            assert_eq!(
+                first,
+                &dequant_q4_1_row(w.row(0))[..],
+                "{name} to_f32_vec row 0"
+            );
         }
     }
     assert!(checked >= 40);
     // The v projection is not permuted: its rows are the file's rows, byte for byte.
-    let v = ws.take("model.layers.0.self_attn.v_proj.weight", &[192, 576]).unwrap();
+    let v = ws
+        .take("model.layers.0.self_attn.v_proj.weight", &[192, 576])
+        .unwrap();
     let info = gguf.tensor_info("blk.0.attn_v.weight").unwrap();
-    assert_eq!(v.bytes().as_slice(), gguf.weight(info).unwrap().bytes().as_slice());
+    assert_eq!(
+        v.bytes().as_slice(),
+        gguf.weight(info).unwrap().bytes().as_slice()
+    );
 }

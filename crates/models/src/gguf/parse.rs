@@ -91,7 +91,7 @@ impl<'a> Cursor<'a> {
         let max = (self.remaining() / min_item_bytes.max(1)) as u64;
         if n > max {
             return Err(self.corrupt(format!(
-                "{what} is {n}, but only {} bytes remain at offset {}",
+                "{what} is {n}, but only {} bytes remain at offset {} (truncated or corrupt file)",
                 self.remaining(),
                 self.pos
             )));
@@ -152,7 +152,7 @@ fn min_value_bytes(type_id: u32) -> Option<usize> {
     Some(match type_id {
         0 | 1 | 7 => 1,
         2 | 3 => 2,
-        4 | 5 | 6 => 4,
+        4..=6 => 4,
         8 | 10..=12 => 8,
         9 => 12,
         _ => return None,
@@ -248,7 +248,7 @@ fn read_tensor_info(cur: &mut Cursor<'_>, alignment: usize) -> Result<RawTensorI
         ))
     })?;
     let rel_offset = cur.u64(&name)?;
-    if rel_offset % alignment as u64 != 0 {
+    if !rel_offset.is_multiple_of(alignment as u64) {
         return Err(cur.corrupt(format!(
             "tensor `{name}` offset {rel_offset} is not a multiple of the alignment {alignment}"
         )));
