@@ -10,14 +10,15 @@
 //!   A step that preempts admits nothing new.
 //! - Then waiting requests in FCFS order while budget and seats remain: prefix-cache lookup (none
 //!   while prompt logits are pending), first allocation, first chunk. The first request that does
-//!   not fit stops admission (no overtaking).
+//!   not fit stops admission (no overtaking). If only the pinned copy source makes it not fit, the
+//!   tail copy is dropped and those tokens are recomputed instead.
 //! - `schedule()` advances `num_computed_tokens` by the scheduled tokens; `update()` registers the
 //!   computed pages in the prefix cache, appends sampled tokens and finishes on stop/length.
 //!
 //! Invariants: a request id is in exactly one of `waiting` / `running` while live; running
 //! requests hold pages covering their computed tokens; waiting ones hold none.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use crate::request::RequestState;
 use crate::{
@@ -213,10 +214,11 @@ impl Scheduler {
                 break;
             };
             let req = self.state(id)?;
-            let hit = if req.prompt_logits_pending() {
-                PrefixHit::default()
-            } else {
+            let lookup_allowed = !req.prompt_logits_pending();
+            let hit = if lookup_allowed {
                 self.kv.lookup_prefix(&req.token_ids)
+            } else {
+                PrefixHit::default()
             };
             let num_query_tokens = req.num_tokens();
             let Some((hit, num_new, allocation)) =
@@ -231,7 +233,9 @@ impl Scheduler {
             req.status = RequestStatus::Running;
             req.num_computed_tokens = hit.num_cached_tokens;
             req.num_cached_tokens = hit.num_cached_tokens;
-            self.stats.prefix_query_tokens_total += num_query_tokens as u64;
+            if lookup_allowed {
+                self.stats.prefix_query_tokens_total += num_query_tokens as u64;
+            }
             self.stats.prefix_hit_tokens_total += hit.num_cached_tokens as u64;
             output.scheduled.push(self.commit(id, num_new)?);
             *budget_tokens -= num_new;
@@ -325,6 +329,12 @@ impl Scheduler {
                 }
             }
         }
+        let to_sample: HashSet<RequestId> = scheduled
+            .scheduled
+            .iter()
+            .filter(|s| s.samples_next_token)
+            .map(|s| s.id)
+            .collect();
         let mut updates = Vec::new();
         for s in scheduled.scheduled.iter().filter(|s| s.samples_next_token) {
             if self.requests.get(&s.id).is_some_and(|r| r.max_tokens == 0) {
@@ -340,11 +350,7 @@ impl Scheduler {
             let Some(req) = self.requests.get_mut(&id) else {
                 continue;
             };
-            let expected = scheduled
-                .scheduled
-                .iter()
-                .any(|s| s.id == id && s.samples_next_token);
-            if !expected || req.status != RequestStatus::Running {
+            if !to_sample.contains(&id) || req.status != RequestStatus::Running {
                 return Err(SchedError::UnexpectedSample(id));
             }
             req.token_ids.push(token_id);

@@ -307,6 +307,10 @@ fn prompt_logits_requests_get_no_prefix_hits() {
     assert_eq!(c.num_cached_tokens, 39);
     assert!(!c.needs_prompt_logits);
     assert_eq!(c.block_table, ids(&[1, 2, 7]));
+    // A and C were looked up (40 tokens each), B was not
+    let stats = s.stats();
+    assert_eq!(stats.prefix_query_tokens_total, 80);
+    assert_eq!(stats.prefix_hit_tokens_total, 39);
     // after the prompt, decode steps no longer ask for prompt logits
     let (out, _) = step(&mut s);
     assert!(!out.scheduled[1].needs_prompt_logits);
