@@ -8,6 +8,9 @@ Writes under crates/engine/tests/fixtures/tokenizer/:
   smollm2_encode.json     ids of a text corpus, from the GGUF tokenizer as transformers builds it
   smollm2_chat.json       chat templates (the GGUF's own plus test templates) rendered by transformers
   smollm2_hf/             save_pretrained of the same tokenizer (tokenizer.json, tokenizer_config.json, ...)
+  synthetic_gguf.json     small trained vocabularies written as GGUF `tokenizer.ggml.*` metadata (byte-level BPE
+                          under each supported `tokenizer.ggml.pre`, and a SentencePiece BPE `llama` vocabulary),
+                          with the ids transformers' GGUF converter (`convert_gguf_tokenizer`) gives for a corpus
 """
 
 import json
@@ -234,5 +237,136 @@ def main():
         os.rmdir(hf_dir)
 
 
+SYNTH_TRAIN = [
+    "Hello world! The quick brown fox jumps over the lazy dog 12345 times.",
+    "I'm sure they've done it, we'll see; she'd've said 3.14159.",
+    "def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\n",
+    "中文测试：你好，世界！ 日本語のテキスト 한국어 Ünïcödé àccénts 😀🎉",
+    "CamelCaseWords and snake_case_words, URLs like https://example.com/a?b=c",
+] * 20
+
+SYNTH_CORPUS = [
+    "",
+    "Hello world",
+    "  Hello   world  \n\n\tTabs",
+    "I'm sure they've 12345 apples and 3.14159 pies",
+    "CamelCaseWords snake_case_words HTTPServer",
+    "def fib(n):\n    return n\r\n",
+    "中文测试 日本語 한국어 😀 Ünïcödé",
+    "new\n\n\nlines   and   spaces   ",
+    "<|special|> inside <|special|>text",
+    "<think>user defined</think>",
+]
+
+PRE_TYPES = ["default", "smollm", "llama-bpe", "qwen2", "qwen35", "gpt-4o", "tekken"]
+
+
+def synthetic_byte_level():
+    """A 600-token byte-level BPE trained on SYNTH_TRAIN, as GGUF metadata."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    tk = Tokenizer(models.BPE())
+    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=600,
+        special_tokens=["<|endoftext|>", "<|special|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tk.train_from_iterator(SYNTH_TRAIN, trainer)
+    model = json.loads(tk.to_str())["model"]
+    vocab = model["vocab"]
+    tokens = [None] * len(vocab)
+    for token, index in vocab.items():
+        tokens[index] = token
+    tokens += ["<think>", "</think>"]
+    token_type = [3 if t in ("<|endoftext|>", "<|special|>") else 1 for t in tokens[:-2]] + [4, 4]
+    merges = [" ".join(m) if isinstance(m, list) else m for m in model["merges"]]
+    return {
+        "tokenizer.ggml.model": "gpt2",
+        "tokenizer.ggml.tokens": tokens,
+        "tokenizer.ggml.token_type": token_type,
+        "tokenizer.ggml.merges": merges,
+        "tokenizer.ggml.bos_token_id": 0,
+        "tokenizer.ggml.eos_token_id": 0,
+    }
+
+
+def synthetic_sentencepiece(tmp):
+    """A 400-piece SentencePiece BPE (byte fallback) trained on SYNTH_TRAIN, as GGUF metadata (no merges)."""
+    import sentencepiece as spm
+
+    prefix = os.path.join(tmp, "sp")
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(SYNTH_TRAIN), model_prefix=prefix, vocab_size=400, model_type="bpe",
+        byte_fallback=True, user_defined_symbols=["<think>"], minloglevel=2,
+    )
+    sp = spm.SentencePieceProcessor(model_file=prefix + ".model")
+    tokens, scores, types = [], [], []
+    for i in range(sp.get_piece_size()):
+        tokens.append(sp.id_to_piece(i))
+        scores.append(sp.get_score(i))
+        types.append(
+            2 if sp.is_unknown(i) else 3 if sp.is_control(i) else 6 if sp.is_byte(i)
+            else 4 if sp.id_to_piece(i) == "<think>" else 1
+        )
+    return {
+        "tokenizer.ggml.model": "llama",
+        "tokenizer.ggml.tokens": tokens,
+        "tokenizer.ggml.scores": scores,
+        "tokenizer.ggml.token_type": types,
+        "tokenizer.ggml.bos_token_id": sp.bos_id(),
+        "tokenizer.ggml.eos_token_id": sp.eos_id(),
+        "tokenizer.ggml.unknown_token_id": sp.unk_id(),
+    }
+
+
+def reference_ids(architecture, metadata):
+    """Ids from transformers' own GGUF tokenizer construction for this metadata."""
+    from transformers.integrations.gguf.gguf_tokenizer_mapping import (
+        GGUF_TOKENIZER_MAPPING, convert_gguf_tokenizer,
+    )
+    from transformers import PreTrainedTokenizerFast
+
+    renames = GGUF_TOKENIZER_MAPPING["tokenizer"]
+    tokenizer_dict = {renames[k[len("tokenizer."):]]: v for k, v in metadata.items() if k[len("tokenizer."):] in renames}
+    backend, _ = convert_gguf_tokenizer(architecture, tokenizer_dict)
+    tokens = metadata["tokenizer.ggml.tokens"]
+    add_bos = metadata["tokenizer.ggml.model"] == "llama"
+    bos = tokens[metadata["tokenizer.ggml.bos_token_id"]]
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=backend, bos_token=bos, eos_token=tokens[metadata["tokenizer.ggml.eos_token_id"]],
+        add_bos_token=add_bos,
+    )
+    cases = []
+    for text in SYNTH_CORPUS:
+        ids = tok.encode(text, add_special_tokens=False)
+        cases.append(
+            {
+                "text": text,
+                "ids": ids,
+                "ids_with_special": tok.encode(text, add_special_tokens=True),
+                "decoded": tok.decode(ids),
+            }
+        )
+    return cases
+
+
+def synthetic_main():
+    import tempfile
+
+    out = []
+    byte_level = synthetic_byte_level()
+    for pre in PRE_TYPES:
+        metadata = dict(byte_level, **{"tokenizer.ggml.pre": pre})
+        out.append({"name": f"gpt2/{pre}", "metadata": metadata, "cases": reference_ids("llama", metadata)})
+    with tempfile.TemporaryDirectory() as tmp:
+        metadata = synthetic_sentencepiece(tmp)
+    out.append({"name": "llama/spm", "metadata": metadata, "cases": reference_ids("llama", metadata)})
+    with open(os.path.join(OUT, "synthetic_gguf.json"), "w", encoding="utf-8") as f:
+        json.dump(out, f, ensure_ascii=False)
+
+
 if __name__ == "__main__":
     main()
+    synthetic_main()

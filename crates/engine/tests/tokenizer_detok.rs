@@ -5,10 +5,10 @@
 
 mod tokenizer_common;
 
-use arle_engine::tokenizer::{IncrementalDetokenizer, Tokenizer};
+use arle_engine::tokenizer::{tokenizer_from_gguf_metadata, IncrementalDetokenizer, Tokenizer};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use tokenizer_common::{fixture_dir, load_json};
+use tokenizer_common::{fixture_dir, gguf_metadata, load_json};
 
 fn tokenizer() -> Tokenizer {
     Tokenizer::from_hf_dir(&fixture_dir().join("smollm2_hf")).unwrap()
@@ -124,4 +124,39 @@ fn with_context_emits_only_the_continuation() {
     }
     out.push_str(&detok.finish(&tok).unwrap());
     assert_eq!(out, "你好 😀 there");
+}
+
+#[test]
+fn sentencepiece_byte_fallback_streams_to_full_decode() {
+    // The synthetic SentencePiece vocabulary: byte-fallback pieces and a leading-space Strip decoder.
+    let fixture = load_json("synthetic_gguf.json");
+    let entry = fixture
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "llama/spm")
+        .unwrap();
+    let tok = tokenizer_from_gguf_metadata(&gguf_metadata(&entry["metadata"])).unwrap();
+    for case in entry["cases"].as_array().unwrap() {
+        let text = case["text"].as_str().unwrap();
+        let ids = tok.encode(text, false).unwrap();
+        assert_eq!(
+            stream(&tok, &ids, false).concat(),
+            tok.decode(&ids, false).unwrap(),
+            "{text:?}"
+        );
+    }
+    let vocab = tok.vocab_size() as u32;
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    for round in 0..300 {
+        let len = rng.random_range(1..30);
+        let ids: Vec<u32> = (0..len).map(|_| rng.random_range(0..vocab)).collect();
+        let skip = round % 2 == 1;
+        let expected = tok.decode(&ids, skip).unwrap();
+        assert_eq!(
+            stream(&tok, &ids, skip).concat(),
+            expected,
+            "ids {ids:?} skip={skip}"
+        );
+    }
 }

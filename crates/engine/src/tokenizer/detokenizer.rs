@@ -5,12 +5,27 @@
 //! U+FFFD is held back, since it is usually an incomplete UTF-8 sequence (byte-level BPE or
 //! byte-fallback pieces of one character); [`IncrementalDetokenizer::finish`] flushes it.
 //!
+//! Byte-fallback pieces (`<0xNN>`) are also held back until a non-byte piece follows: the
+//! `ByteFallback` decoder decodes a whole run of them at once (skipped special tokens between
+//! them do not end the run).
+//!
 //! Invariant: the window only advances past ids whose text ended on a complete character, so the
 //! concatenation of everything returned (including `finish`) equals
 //! `decode(context ++ ids) - decode(context)` — with no context, `decode(all ids)`.
 
 use super::Tokenizer;
 use crate::EngineError;
+
+/// Whether `id` is a SentencePiece byte-fallback piece, spelled `<0xNN>`.
+fn is_byte_piece(tokenizer: &Tokenizer, id: u32) -> bool {
+    tokenizer.id_to_token(id).is_some_and(|piece| {
+        let bytes = piece.as_bytes();
+        bytes.len() == 6
+            && piece.starts_with("<0x")
+            && piece.ends_with('>')
+            && bytes[3..5].iter().all(u8::is_ascii_hexdigit)
+    })
+}
 
 /// Per-sequence streaming decoder state.
 #[derive(Clone, Debug, Default)]
@@ -53,6 +68,13 @@ impl IncrementalDetokenizer {
     /// Adds one id; returns the newly complete text (often empty).
     pub fn push(&mut self, tokenizer: &Tokenizer, id: u32) -> Result<String, EngineError> {
         self.ids.push(id);
+        let skipped = self.skip_special_tokens && tokenizer.is_special(id);
+        if skipped || is_byte_piece(tokenizer, id) {
+            // A run of byte-fallback pieces decodes as a unit (one invalid byte turns the whole
+            // run into U+FFFDs), so its text is only final once a non-byte piece follows; a
+            // skipped special token adds no text and does not end such a run.
+            return Ok(String::new());
+        }
         let text = tokenizer.decode(&self.ids[self.prefix_offset..], self.skip_special_tokens)?;
         if text.ends_with('\u{FFFD}') {
             return Ok(String::new());

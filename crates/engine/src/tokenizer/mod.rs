@@ -98,6 +98,13 @@ impl Tokenizer {
         self.inner.id_to_token(id)
     }
 
+    /// Whether `id` is a special added token (dropped by `decode(.., skip_special_tokens=true)`).
+    pub fn is_special(&self, id: u32) -> bool {
+        self.inner
+            .id_to_token(id)
+            .is_some_and(|t| self.inner.get_added_vocabulary().is_special_token(&t))
+    }
+
     pub fn token_to_id(&self, token: &str) -> Option<u32> {
         self.inner.token_to_id(token)
     }

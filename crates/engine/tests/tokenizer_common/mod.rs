@@ -3,9 +3,11 @@
 #![allow(clippy::unwrap_used)]
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use arle_engine::tokenizer::{ChatMessage, ChatTemplate, RenderOptions, Tokenizer};
+use arle_models::gguf::GgufValue;
 use serde_json::Value;
 
 pub fn fixture_dir() -> PathBuf {
@@ -136,4 +138,37 @@ pub fn assert_chat_parity(tok: &Tokenizer) {
         }
     }
     assert!(rendered_ok >= 50, "only {rendered_ok} renderings compared");
+}
+
+/// JSON metadata -> GGUF values with the types llama.cpp writes for these keys.
+pub fn gguf_metadata(json: &Value) -> BTreeMap<String, GgufValue> {
+    let mut meta = BTreeMap::new();
+    for (key, value) in json.as_object().unwrap() {
+        let converted = match (key.as_str(), value) {
+            (_, Value::String(s)) => GgufValue::String(s.clone()),
+            (_, Value::Number(n)) => GgufValue::U32(n.as_u64().unwrap() as u32),
+            (_, Value::Bool(b)) => GgufValue::Bool(*b),
+            ("tokenizer.ggml.token_type", Value::Array(items)) => GgufValue::Array(
+                items
+                    .iter()
+                    .map(|v| GgufValue::I32(v.as_i64().unwrap() as i32))
+                    .collect(),
+            ),
+            ("tokenizer.ggml.scores", Value::Array(items)) => GgufValue::Array(
+                items
+                    .iter()
+                    .map(|v| GgufValue::F32(v.as_f64().unwrap() as f32))
+                    .collect(),
+            ),
+            (_, Value::Array(items)) => GgufValue::Array(
+                items
+                    .iter()
+                    .map(|v| GgufValue::String(v.as_str().unwrap().to_owned()))
+                    .collect(),
+            ),
+            other => panic!("unexpected metadata {other:?}"),
+        };
+        meta.insert(key.clone(), converted);
+    }
+    meta
 }
