@@ -302,14 +302,16 @@ fn smollm2_qk_unpermuted_like_transformers() {
             assert!(max_diff <= 1e-6, "{name} row {row}: max diff {max_diff}");
             checked += 1;
         }
-        // The library's own dequantiser must agree once it supports Q4_1.
-        if let Ok(all) = w.to_f32_vec() {
-            let row_len = shape[1];
-            let first = &all[..row_len];
+        // The library's dequantiser agrees on the same (un-permuted) rows.
+        let all = w.to_f32_vec().unwrap();
+        let row_len = shape[1];
+        for row in t["rows"].as_object().unwrap().keys() {
+            let row: usize = row.parse().unwrap();
+            let lib = &all[row * row_len..(row + 1) * row_len];
             assert_eq!(
-                first,
-                &dequant_q4_1_row(w.row(0))[..],
-                "{name} to_f32_vec row 0"
+                lib,
+                &dequant_q4_1_row(w.row(row))[..],
+                "{name} to_f32_vec row {row}"
             );
         }
     }
