@@ -5,7 +5,6 @@
 //! `Error`; after that the request is removed from the engine.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -37,7 +36,6 @@ pub(crate) struct ActiveRequest {
     prompt_logprobs: Option<Vec<Option<TokenLogprob>>>,
     started: bool,
     pub(crate) cached_tokens: usize,
-    pub(crate) submitted_at: Instant,
 }
 
 /// What the engine should do with a request after a step.
@@ -75,7 +73,6 @@ impl ActiveRequest {
             prompt_logprobs,
             started: false,
             cached_tokens: 0,
-            submitted_at: Instant::now(),
         })
     }
 

@@ -57,7 +57,7 @@ impl DType {
 
     /// Bytes used by `n` consecutive values, or `None` if `n` is not a whole number of blocks.
     pub const fn bytes_for(self, n: usize) -> Option<usize> {
-        if n % self.block_elems() != 0 {
+        if !n.is_multiple_of(self.block_elems()) {
             return None;
         }
         Some(n / self.block_elems() * self.block_bytes())
