@@ -16,6 +16,11 @@ pub struct ForwardBatch {
     pub attention: AttentionMeta,
     /// Rows whose logits the caller wants, in the order they are returned.
     pub logits_rows: Vec<usize>,
+    /// Per sequence: its linear-state slot (hybrid models only; empty otherwise).
+    pub state_slots: Vec<u32>,
+    /// Per sequence (or empty): absolute positions `p` in `start+1..=start+n` after whose
+    /// first `p` tokens the linear state is captured into `ModelCache::captured`.
+    pub snapshot_positions: Vec<Vec<usize>>,
 }
 
 impl ForwardBatch {
@@ -56,6 +61,8 @@ impl ForwardBatch {
                 slot_mapping,
             },
             logits_rows,
+            state_slots: vec![0],
+            snapshot_positions: Vec::new(),
         }
     }
 

@@ -2,8 +2,20 @@
 //!
 //! Attention layers keep paged KV ([`arle_tensor::KvLayer`]); every attention layer shares one
 //! block-id space, so block `b` means the same token positions in every layer.
+//!
+//! Linear-attention layers (Gated DeltaNet, Qwen3.5) keep per-sequence *state slots* instead:
+//! a conv window and an f32 recurrent state. Slot `s` means the same sequence in every linear
+//! layer. The model reads and updates the state of the slot named in
+//! [`crate::ForwardBatch::state_slots`] as it is; the runner resets a slot (start of a sequence)
+//! or restores it from a [`StateSnapshot`] (prefix-cache resume) before the step. States the
+//! batch asked to capture ([`crate::ForwardBatch::snapshot_positions`]) are pushed to
+//! [`ModelCache::captured`] during the forward; the runner drains them.
+
+use std::ops::Range;
 
 use arle_tensor::KvLayer;
+
+use crate::Result;
 
 /// What one layer needs cached.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -12,6 +24,31 @@ pub enum LayerCacheSpec {
         num_kv_heads: usize,
         head_dim: usize,
     },
+    /// Gated DeltaNet: conv window `[conv_kernel - 1, conv_dim]` (pre-conv inputs, oldest first)
+    /// and recurrent state `[num_v_heads, k_head_dim, v_head_dim]`, both f32.
+    Linear {
+        conv_dim: usize,
+        conv_kernel: usize,
+        num_v_heads: usize,
+        k_head_dim: usize,
+        v_head_dim: usize,
+    },
+}
+
+impl LayerCacheSpec {
+    /// Floats of one sequence's linear state (conv window + recurrent state); 0 for attention.
+    pub fn state_floats(&self) -> usize {
+        match self {
+            LayerCacheSpec::Attention { .. } => 0,
+            LayerCacheSpec::Linear {
+                conv_dim,
+                conv_kernel,
+                num_v_heads,
+                k_head_dim,
+                v_head_dim,
+            } => (conv_kernel - 1) * conv_dim + num_v_heads * k_head_dim * v_head_dim,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,25 +66,95 @@ impl CacheSpec {
                     num_kv_heads,
                     head_dim,
                 } => 2 * num_kv_heads * head_dim * 4,
+                LayerCacheSpec::Linear { .. } => 0,
             })
             .sum()
     }
+
+    /// Whether any layer keeps a recurrent state (hybrid model).
+    pub fn has_linear_layers(&self) -> bool {
+        self.layers
+            .iter()
+            .any(|l| matches!(l, LayerCacheSpec::Linear { .. }))
+    }
+
+    /// Bytes of one sequence's (or one snapshot's) linear state over all layers.
+    pub fn state_bytes(&self) -> usize {
+        self.layers.iter().map(|l| l.state_floats() * 4).sum()
+    }
+}
+
+/// Linear-attention state storage of one layer, `num_slots` sequences.
+#[derive(Clone, Debug)]
+pub struct LinearState {
+    pub num_slots: usize,
+    /// Floats per slot in `conv`: `(conv_kernel - 1) * conv_dim`.
+    pub conv_floats: usize,
+    /// Floats per slot in `recurrent`: `num_v_heads * k_head_dim * v_head_dim`.
+    pub recurrent_floats: usize,
+    /// `[num_slots, conv_kernel - 1, conv_dim]`
+    pub conv: Vec<f32>,
+    /// `[num_slots, num_v_heads, k_head_dim, v_head_dim]`
+    pub recurrent: Vec<f32>,
+}
+
+/// One linear layer's state of one sequence at one position.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LinearLayerSnapshot {
+    /// `[conv_kernel - 1, conv_dim]`
+    pub conv: Vec<f32>,
+    /// `[num_v_heads, k_head_dim, v_head_dim]`
+    pub recurrent: Vec<f32>,
+}
+
+/// The linear states of every linear layer (in layer order) of one sequence after exactly
+/// `position` tokens. Immutable once taken; restoring copies it into a slot.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StateSnapshot {
+    pub position: usize,
+    pub layers: Vec<LinearLayerSnapshot>,
+}
+
+impl StateSnapshot {
+    pub fn bytes(&self) -> usize {
+        self.layers
+            .iter()
+            .map(|l| (l.conv.len() + l.recurrent.len()) * 4)
+            .sum()
+    }
+}
+
+/// A snapshot captured during a forward, for the batch's sequence `seq_index`.
+#[derive(Clone, Debug)]
+pub struct CapturedState {
+    pub seq_index: usize,
+    pub snapshot: StateSnapshot,
 }
 
 #[derive(Clone, Debug)]
 pub enum LayerCache {
     Attention(KvLayer),
+    Linear(LinearState),
 }
 
-/// All layers' caches, `num_blocks` pages each.
+/// All layers' caches: `num_blocks` KV pages per attention layer and `num_state_slots`
+/// sequences of state per linear layer.
 #[derive(Clone, Debug)]
 pub struct ModelCache {
     pub num_blocks: usize,
+    pub num_state_slots: usize,
     pub layers: Vec<LayerCache>,
+    /// Snapshots captured by the latest forward (drained by the runner).
+    pub captured: Vec<CapturedState>,
 }
 
 impl ModelCache {
+    /// A cache for attention-only models (no state slots).
     pub fn new(spec: &CacheSpec, num_blocks: usize) -> Self {
+        Self::with_state_slots(spec, num_blocks, 0)
+    }
+
+    pub fn with_state_slots(spec: &CacheSpec, num_blocks: usize, num_state_slots: usize) -> Self {
         let layers = spec
             .layers
             .iter()
@@ -56,17 +163,113 @@ impl ModelCache {
                     num_kv_heads,
                     head_dim,
                 } => LayerCache::Attention(KvLayer::new(num_blocks, *num_kv_heads, *head_dim)),
+                LayerCacheSpec::Linear {
+                    conv_dim,
+                    conv_kernel,
+                    num_v_heads,
+                    k_head_dim,
+                    v_head_dim,
+                } => {
+                    let conv_floats = conv_kernel.saturating_sub(1) * conv_dim;
+                    let recurrent_floats = num_v_heads * k_head_dim * v_head_dim;
+                    LayerCache::Linear(LinearState {
+                        num_slots: num_state_slots,
+                        conv_floats,
+                        recurrent_floats,
+                        conv: vec![0.0; num_state_slots * conv_floats],
+                        recurrent: vec![0.0; num_state_slots * recurrent_floats],
+                    })
+                }
             })
             .collect();
-        Self { num_blocks, layers }
+        Self {
+            num_blocks,
+            num_state_slots,
+            layers,
+            captured: Vec::new(),
+        }
     }
 
-    /// Copies page `src` onto page `dst` in every layer (copy-on-write).
+    /// Copies page `src` onto page `dst` in every attention layer (copy-on-write).
     pub fn copy_block(&mut self, src: usize, dst: usize) {
         for layer in &mut self.layers {
-            match layer {
-                LayerCache::Attention(kv) => kv.copy_block(src, dst),
+            if let LayerCache::Attention(kv) = layer {
+                kv.copy_block(src, dst);
             }
         }
     }
+
+    /// Zeroes slot `slot` in every linear layer (a sequence starting at position 0).
+    pub fn reset_state(&mut self, slot: usize) -> Result<()> {
+        for layer in &mut self.layers {
+            if let LayerCache::Linear(st) = layer {
+                let (conv, rec) = st.slot_ranges(slot)?;
+                st.conv[conv].fill(0.0);
+                st.recurrent[rec].fill(0.0);
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies `snapshot` into slot `slot` (resume from a cached prefix).
+    pub fn restore_state(&mut self, slot: usize, snapshot: &StateSnapshot) -> Result<()> {
+        let mut snaps = snapshot.layers.iter();
+        for layer in &mut self.layers {
+            if let LayerCache::Linear(st) = layer {
+                let snap = snaps
+                    .next()
+                    .ok_or_else(|| snapshot_mismatch("too few layers"))?;
+                let (conv, rec) = st.slot_ranges(slot)?;
+                if snap.conv.len() != conv.len() || snap.recurrent.len() != rec.len() {
+                    return Err(snapshot_mismatch("layer sizes differ"));
+                }
+                st.conv[conv].copy_from_slice(&snap.conv);
+                st.recurrent[rec].copy_from_slice(&snap.recurrent);
+            }
+        }
+        if snaps.next().is_some() {
+            return Err(snapshot_mismatch("too many layers"));
+        }
+        Ok(())
+    }
+
+    /// The current state of slot `slot` as a snapshot at `position`.
+    pub fn snapshot_state(&self, slot: usize, position: usize) -> Result<StateSnapshot> {
+        let mut layers = Vec::new();
+        for layer in &self.layers {
+            if let LayerCache::Linear(st) = layer {
+                let (conv, rec) = st.slot_ranges(slot)?;
+                layers.push(LinearLayerSnapshot {
+                    conv: st.conv[conv].to_vec(),
+                    recurrent: st.recurrent[rec].to_vec(),
+                });
+            }
+        }
+        Ok(StateSnapshot { position, layers })
+    }
+}
+
+impl LinearState {
+    /// Index ranges of slot `slot` in `conv` and `recurrent`.
+    pub fn slot_ranges(&self, slot: usize) -> Result<(Range<usize>, Range<usize>)> {
+        if slot >= self.num_slots {
+            return Err(crate::ModelError::Tensor(
+                arle_tensor::TensorError::Invalid {
+                    op: "state slot",
+                    detail: format!("slot {slot} >= {} slots", self.num_slots),
+                },
+            ));
+        }
+        Ok((
+            slot * self.conv_floats..(slot + 1) * self.conv_floats,
+            slot * self.recurrent_floats..(slot + 1) * self.recurrent_floats,
+        ))
+    }
+}
+
+fn snapshot_mismatch(detail: &str) -> crate::ModelError {
+    crate::ModelError::Tensor(arle_tensor::TensorError::Invalid {
+        op: "restore_state",
+        detail: format!("snapshot does not fit this model: {detail}"),
+    })
 }

@@ -26,7 +26,10 @@ pub mod safetensors;
 pub mod weights;
 
 pub use batch::ForwardBatch;
-pub use cache::{CacheSpec, LayerCache, LayerCacheSpec, ModelCache};
+pub use cache::{
+    CacheSpec, CapturedState, LayerCache, LayerCacheSpec, LinearLayerSnapshot, LinearState,
+    ModelCache, StateSnapshot,
+};
 pub use error::{ModelError, Result};
 pub use load::{load_model, LoadedModel, ModelFormat};
 
