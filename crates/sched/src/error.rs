@@ -1,7 +1,7 @@
 //! The crate's one error type. "Does not fit now" is never an error (it is `Ok(None)`); errors
 //! are misuse (bad config, unknown or duplicate ids) or broken internal invariants.
 
-use crate::{BlockId, RequestId};
+use crate::{BlockId, RequestId, StateSlotId};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SchedError {
@@ -36,6 +36,10 @@ pub enum SchedError {
         num_blocks: usize,
         num_tokens: usize,
     },
+    #[error("state slot {0:?} is out of range")]
+    InvalidStateSlot(StateSlotId),
+    #[error("state slot {0:?} is released but not in use")]
+    StateSlotNotInUse(StateSlotId),
     #[error("request {0:?} got a sampled token but was not scheduled to sample")]
     UnexpectedSample(RequestId),
     #[error("request {0:?} was scheduled to sample but got no sampled token")]

@@ -22,12 +22,17 @@
 //!   source cannot be evicted and reused before it is read.
 //! - Invariant: for every block, refcount == number of request tables containing it + pins.
 //! - Pages are freed tail first, so a request's later pages are evicted before its earlier ones.
+//! - Hybrid models (linear-attention layers, see `snapshots`): a hit also needs a state snapshot
+//!   at its end, so it is the longest cached full-page prefix with a snapshot, and never uses a
+//!   tail copy. A snapshot is evicted together with the page it is attached to.
+
+mod snapshots;
 
 use std::collections::HashMap;
 
 use crate::{
-    num_pages_for, BlockHash, BlockId, BlockPool, PrefixCache, RequestId, SchedError, BLOCK_TOKENS,
-    ROOT_HASH,
+    num_pages_for, BlockHash, BlockId, BlockPool, PrefixCache, RequestId, SchedError,
+    SnapshotCache, SnapshotCacheConfig, SnapshotId, BLOCK_TOKENS, ROOT_HASH,
 };
 
 /// Plan to copy the first `num_tokens` token slots of page `src` into page `dst` (all layers).
@@ -54,6 +59,8 @@ pub struct PrefixHit {
     pub tail_copy: Option<TailCopy>,
     /// `16 * shared_blocks.len() + tail_copy.num_tokens`; always `< num_tokens` looked up.
     pub num_cached_tokens: usize,
+    /// Hybrid models: the linear-state snapshot at `num_cached_tokens` to resume from.
+    pub snapshot: Option<SnapshotId>,
 }
 
 impl PrefixHit {
@@ -63,6 +70,7 @@ impl PrefixHit {
             shared_blocks: self.shared_blocks.clone(),
             tail_copy: None,
             num_cached_tokens: self.shared_blocks.len() * BLOCK_TOKENS,
+            snapshot: self.snapshot,
         }
     }
 }
@@ -88,16 +96,26 @@ pub struct KvCacheManager {
     cache: PrefixCache,
     requests: HashMap<RequestId, RequestPages>,
     pinned_copy_sources: Vec<BlockId>,
+    snapshots: SnapshotCache,
 }
 
 impl KvCacheManager {
     /// `num_blocks` pages including the null block 0.
     pub fn new(num_blocks: usize) -> Result<Self, SchedError> {
+        Self::with_snapshots(num_blocks, SnapshotCacheConfig::DISABLED)
+    }
+
+    /// A manager that also indexes linear-state snapshots (hybrid models).
+    pub fn with_snapshots(
+        num_blocks: usize,
+        snapshots: SnapshotCacheConfig,
+    ) -> Result<Self, SchedError> {
         Ok(Self {
             pool: BlockPool::new(num_blocks)?,
             cache: PrefixCache::new(num_blocks),
             requests: HashMap::new(),
             pinned_copy_sources: Vec::new(),
+            snapshots: SnapshotCache::new(snapshots),
         })
     }
 
@@ -294,6 +312,9 @@ impl KvCacheManager {
                 return Err(SchedError::Internal("block pool exhausted mid-allocation"));
             };
             if taken.evicted {
+                if let Some(hash) = self.cache.entry(taken.block).and_then(|e| e.hash) {
+                    self.snapshots.remove(hash);
+                }
                 self.cache.remove(taken.block)?;
             }
             blocks.push(taken.block);

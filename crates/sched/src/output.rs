@@ -4,9 +4,15 @@
 //! `sum(token_ids.len()) == num_batched_tokens <= max_num_batched_tokens`; `block_copies` must run
 //! before the forward pass of this step (their destinations are pages of scheduled requests);
 //! `preempted` and `finished` requests are not in `scheduled` and their runner-side state (if
-//! any) can be dropped.
+//! any) can be dropped; `evicted_snapshots` data can be dropped once this step has run (no
+//! request of this step restores one of them).
+//!
+//! Hybrid models: every scheduled request carries its `state_slot`. The runner must, before the
+//! forward, restore `restore_snapshot` into the slot when set, else reset the slot when
+//! `start_position == 0`, else use the slot as is; and capture the state at each of
+//! `snapshot_positions`.
 
-use crate::{BlockCopy, BlockId, FinishReason, RequestId};
+use crate::{BlockCopy, BlockId, FinishReason, RequestId, SnapshotId, StateSlotId};
 
 /// One request's work in a step.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -26,6 +32,14 @@ pub struct ScheduledRequest {
     pub num_prompt_tokens: usize,
     /// Tokens found in the prefix cache when the request was (last) admitted.
     pub num_cached_tokens: usize,
+    /// Hybrid models: the request's linear-state slot (`None` for attention-only models).
+    pub state_slot: Option<StateSlotId>,
+    /// Hybrid models, admission step only: resume from this snapshot (state after
+    /// `start_position` tokens) instead of a zero state.
+    pub restore_snapshot: Option<SnapshotId>,
+    /// Hybrid models: absolute positions `p` in `start_position + 1..=start_position + n` after
+    /// which the linear state should be captured (ascending). Empty otherwise.
+    pub snapshot_positions: Vec<usize>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -40,6 +54,8 @@ pub struct SchedulerOutput {
     pub preempted: Vec<RequestId>,
     /// Finished or aborted since the previous `schedule()`.
     pub finished: Vec<RequestId>,
+    /// Snapshots evicted since the previous `schedule()` (hybrid models): drop their data.
+    pub evicted_snapshots: Vec<SnapshotId>,
 }
 
 impl SchedulerOutput {
@@ -80,4 +96,10 @@ pub struct SchedulerStats {
     pub prefix_hit_tokens_total: u64,
     pub preemptions_total: u64,
     pub steps_total: u64,
+    /// Hybrid models: state slots owned by running requests, and free ones.
+    pub num_used_state_slots: usize,
+    pub num_free_state_slots: usize,
+    /// Hybrid models: live linear-state snapshots and their bytes.
+    pub num_state_snapshots: usize,
+    pub state_snapshot_bytes: usize,
 }

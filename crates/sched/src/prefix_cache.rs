@@ -74,6 +74,11 @@ impl PrefixCache {
         (entry.parent == parent && entry.token_ids == token_ids).then_some((block, hash))
     }
 
+    /// The block registered as the full page with chained hash `hash`.
+    pub fn full_page_block(&self, hash: BlockHash) -> Option<BlockId> {
+        self.full_pages.get(&hash).copied()
+    }
+
     /// Among cached pages (full or partial) after `parent`, the one sharing the longest common
     /// token prefix with `token_ids`, and that length (>= 1). Ties go to the earlier registered.
     pub fn longest_match(&self, parent: BlockHash, token_ids: &[u32]) -> Option<(BlockId, usize)> {

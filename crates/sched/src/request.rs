@@ -71,6 +71,8 @@ pub(crate) struct RequestState {
     /// Tokens found in the prefix cache at the latest admission.
     pub(crate) num_cached_tokens: usize,
     pub(crate) status: RequestStatus,
+    /// Hybrid models: the slot owned while running (`None` while waiting or attention-only).
+    pub(crate) state_slot: Option<crate::StateSlotId>,
 }
 
 impl RequestState {
@@ -85,6 +87,7 @@ impl RequestState {
             num_computed_tokens: 0,
             num_cached_tokens: 0,
             status: RequestStatus::Waiting,
+            state_slot: None,
         }
     }
 

@@ -15,8 +15,16 @@
 //! - `schedule()` advances `num_computed_tokens` by the scheduled tokens; `update()` registers the
 //!   computed pages in the prefix cache, appends sampled tokens and finishes on stop/length.
 //!
+//! - Prefix caching can be switched off ([`CacheConfig::enable_prefix_caching`]); hybrid models
+//!   (state slots, snapshot-based prefix hits) follow the rules in `hybrid`.
+//!
 //! Invariants: a request id is in exactly one of `waiting` / `running` while live; running
-//! requests hold pages covering their computed tokens; waiting ones hold none.
+//! requests hold pages covering their computed tokens; waiting ones hold none. For hybrid models
+//! a request holds a state slot iff it is running.
+
+mod hybrid;
+
+pub use hybrid::{CacheConfig, SNAPSHOT_INTERVAL_TOKENS};
 
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -24,7 +32,7 @@ use crate::request::RequestState;
 use crate::{
     num_pages_for, Allocation, BlockId, FinishReason, KvCacheManager, ModelOutput, PrefixHit,
     Request, RequestId, RequestStatus, RequestUpdate, SchedError, ScheduledRequest,
-    SchedulerOutput, SchedulerStats,
+    SchedulerOutput, SchedulerStats, SnapshotId, StatePool,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,7 +48,9 @@ pub struct SchedulerConfig {
 #[derive(Debug)]
 pub struct Scheduler {
     config: SchedulerConfig,
+    cache_config: CacheConfig,
     kv: KvCacheManager,
+    state_pool: StatePool,
     requests: HashMap<RequestId, RequestState>,
     waiting: VecDeque<RequestId>,
     running: Vec<RequestId>,
@@ -49,7 +59,17 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
+    /// An attention-only scheduler with prefix caching on.
     pub fn new(config: SchedulerConfig) -> Result<Self, SchedError> {
+        Self::with_cache_config(config, CacheConfig::default())
+    }
+
+    /// A scheduler with explicit prefix-cache / hybrid-model settings.
+    pub fn with_cache_config(
+        config: SchedulerConfig,
+        cache_config: CacheConfig,
+    ) -> Result<Self, SchedError> {
+        cache_config.validate()?;
         if config.max_num_batched_tokens == 0 {
             return Err(SchedError::InvalidConfig(
                 "max_num_batched_tokens must be > 0",
@@ -61,7 +81,7 @@ impl Scheduler {
         if config.max_model_len == 0 {
             return Err(SchedError::InvalidConfig("max_model_len must be > 0"));
         }
-        let kv = KvCacheManager::new(config.num_blocks)?;
+        let kv = KvCacheManager::with_snapshots(config.num_blocks, cache_config.snapshots)?;
         if num_pages_for(config.max_model_len) > kv.pool().num_usable_blocks() {
             return Err(SchedError::InvalidConfig(
                 "max_model_len needs more pages than the pool has",
@@ -69,7 +89,9 @@ impl Scheduler {
         }
         Ok(Self {
             config,
+            cache_config,
             kv,
+            state_pool: StatePool::new(cache_config.num_state_slots)?,
             requests: HashMap::new(),
             waiting: VecDeque::new(),
             running: Vec::new(),
@@ -144,6 +166,10 @@ impl Scheduler {
             num_free_blocks: pool.num_free_blocks(),
             num_used_blocks: pool.num_used_blocks(),
             num_cached_blocks: self.kv.prefix_cache().num_cached_pages(),
+            num_used_state_slots: self.state_pool.num_used_slots(),
+            num_free_state_slots: self.state_pool.num_free_slots(),
+            num_state_snapshots: self.kv.snapshots().num_snapshots(),
+            state_snapshot_bytes: self.kv.snapshots().total_bytes(),
             ..self.stats
         }
     }
@@ -163,6 +189,7 @@ impl Scheduler {
             self.schedule_waiting(&mut output, &mut budget_tokens)?;
         }
         output.num_batched_tokens = self.config.max_num_batched_tokens - budget_tokens;
+        output.evicted_snapshots = self.kv.take_evicted_snapshots();
         Ok(output)
     }
 
@@ -197,7 +224,7 @@ impl Scheduler {
             if !fits {
                 break;
             }
-            output.scheduled.push(self.commit(id, num_new)?);
+            output.scheduled.push(self.commit(id, num_new, None)?);
             *budget_tokens -= num_new;
             index += 1;
         }
@@ -213,12 +240,17 @@ impl Scheduler {
             let Some(&id) = self.waiting.front() else {
                 break;
             };
+            let hybrid = self.cache_config.is_hybrid();
+            if hybrid && self.state_pool.num_free_slots() == 0 {
+                break;
+            }
             let req = self.state(id)?;
-            let lookup_allowed = !req.prompt_logits_pending();
-            let hit = if lookup_allowed {
-                self.kv.lookup_prefix(&req.token_ids)
-            } else {
-                PrefixHit::default()
+            let lookup_allowed =
+                self.cache_config.enable_prefix_caching && !req.prompt_logits_pending();
+            let hit = match (lookup_allowed, hybrid) {
+                (false, _) => PrefixHit::default(),
+                (true, false) => self.kv.lookup_prefix(&req.token_ids),
+                (true, true) => self.kv.lookup_prefix_with_snapshot(&req.token_ids),
             };
             let num_query_tokens = req.num_tokens();
             let Some((hit, num_new, allocation)) =
@@ -227,9 +259,20 @@ impl Scheduler {
                 break;
             };
             output.block_copies.extend(allocation.copies);
+            self.kv.touch_snapshot(&hit);
+            let state_slot = if hybrid {
+                Some(
+                    self.state_pool
+                        .allocate()
+                        .ok_or(SchedError::Internal("state slot vanished during admission"))?,
+                )
+            } else {
+                None
+            };
             self.waiting.pop_front();
             self.running.push(id);
             let req = self.state_mut(id)?;
+            req.state_slot = state_slot;
             req.status = RequestStatus::Running;
             req.num_computed_tokens = hit.num_cached_tokens;
             req.num_cached_tokens = hit.num_cached_tokens;
@@ -237,7 +280,9 @@ impl Scheduler {
                 self.stats.prefix_query_tokens_total += num_query_tokens as u64;
             }
             self.stats.prefix_hit_tokens_total += hit.num_cached_tokens as u64;
-            output.scheduled.push(self.commit(id, num_new)?);
+            output
+                .scheduled
+                .push(self.commit(id, num_new, hit.snapshot)?);
             *budget_tokens -= num_new;
         }
         Ok(())
@@ -265,16 +310,24 @@ impl Scheduler {
         Ok(allocation.map(|a| (hit, num_new, a)))
     }
 
-    /// Emits the step's work for `id` and advances its progress counter.
-    fn commit(&mut self, id: RequestId, num_new: usize) -> Result<ScheduledRequest, SchedError> {
+    /// Emits the step's work for `id` and advances its progress counter. `restore_snapshot`:
+    /// the snapshot an admission resumes from (hybrid models).
+    fn commit(
+        &mut self,
+        id: RequestId,
+        num_new: usize,
+        restore_snapshot: Option<SnapshotId>,
+    ) -> Result<ScheduledRequest, SchedError> {
         let block_table = self
             .kv
             .block_table(id)
             .ok_or(SchedError::Internal("scheduled request holds no pages"))?
             .to_vec();
+        let cache_config = self.cache_config;
         let req = self.state_mut(id)?;
         let start = req.num_computed_tokens;
         let end = start + num_new;
+        let snapshot_positions = cache_config.snapshot_positions(start, end, req.num_prompt_tokens);
         let needs_prompt_logits = req.prompt_logits_pending() && start < req.num_prompt_tokens;
         if end >= req.num_prompt_tokens {
             req.prompt_logits_done = true;
@@ -289,11 +342,15 @@ impl Scheduler {
             needs_prompt_logits,
             num_prompt_tokens: req.num_prompt_tokens,
             num_cached_tokens: req.num_cached_tokens,
+            state_slot: req.state_slot,
+            restore_snapshot,
+            snapshot_positions,
         })
     }
 
     fn preempt(&mut self, id: RequestId) -> Result<(), SchedError> {
         self.kv.free(id)?;
+        self.free_state_slot(id)?;
         let req = self.state_mut(id)?;
         req.status = RequestStatus::Preempted;
         req.num_computed_tokens = 0;
@@ -400,6 +457,7 @@ impl Scheduler {
     }
 
     fn remove_finished(&mut self, id: RequestId) -> Result<(), SchedError> {
+        self.free_state_slot(id)?;
         self.requests.remove(&id);
         self.waiting.retain(|&w| w != id);
         self.running.retain(|&r| r != id);
