@@ -32,6 +32,9 @@ pub struct ModelArgs {
     /// Longest prompt + completion accepted (default: the model's context length).
     #[arg(long)]
     pub max_model_len: Option<usize>,
+    /// Requests that may wait for admission before new ones get 429.
+    #[arg(long, default_value_t = 256)]
+    pub max_waiting_requests: usize,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,6 +66,7 @@ impl ModelArgs {
             max_num_batched_tokens: self.max_num_batched_tokens,
             kv_cache_tokens: self.kv_cache_tokens,
             max_model_len: self.max_model_len,
+            max_waiting_requests: self.max_waiting_requests,
             ..EngineConfig::default()
         })
     }
