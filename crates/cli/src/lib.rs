@@ -2,6 +2,7 @@
 //! subcommands. `anyhow` lives only in this crate.
 
 pub mod args;
+pub mod bench;
 pub mod run;
 pub mod serve;
 

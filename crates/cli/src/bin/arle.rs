@@ -19,6 +19,8 @@ enum Command {
     Run(arle_cli::run::RunArgs),
     /// The OpenAI-compatible server (same as `infer`).
     Serve(arle_cli::serve::ServeArgs),
+    /// Benchmarks: `latency` (in-process prefill/decode) and `serve` (HTTP load test).
+    Bench(arle_cli::bench::BenchArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -26,6 +28,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Some(Command::Run(args)) => arle_cli::run::run(args).map(|_| ()),
         Some(Command::Serve(args)) => arle_cli::serve::serve(args),
+        Some(Command::Bench(args)) => arle_cli::bench::run(args),
         None => anyhow::bail!(
             "the interactive agent is not built yet; try `arle run --prompt ...` or `arle serve`"
         ),
