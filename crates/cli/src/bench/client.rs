@@ -1,7 +1,8 @@
 //! Blocking client for streaming `POST /v1/completions`, timing every SSE chunk.
 //!
 //! One call = one request; callers run many on threads. TTFT is the time from sending to the
-//! first chunk that carries a choice; each later choice chunk adds one inter-token latency.
+//! first chunk that carries a token; each later token chunk adds one inter-token latency (the
+//! closing chunk with only `finish_reason` does not).
 //! Invariant: a request counts as successful only if the stream ended with `data: [DONE]`
 //! and produced at least one choice chunk; anything else is returned as an error string, never
 //! a panic, so one bad request cannot stop a benchmark.
@@ -52,7 +53,8 @@ impl RequestOutcome {
 /// One parsed SSE line.
 #[derive(Debug, PartialEq)]
 pub enum SseItem {
-    /// A chunk with at least one choice (one token, or a few when text was held back).
+    /// A chunk with a choice that carries text or is not the closing one (one token, or a few
+    /// when text was held back).
     Choice,
     /// The final usage chunk: (prompt_tokens, completion_tokens).
     Usage(usize, usize),
@@ -78,8 +80,14 @@ pub fn parse_sse_line(line: &str) -> SseItem {
     if let Some(err) = value.get("error") {
         return SseItem::Error(err.to_string());
     }
-    if value["choices"].as_array().is_some_and(|c| !c.is_empty()) {
-        return SseItem::Choice;
+    if let Some(choice) = value["choices"].as_array().and_then(|c| c.first()) {
+        // The closing chunk (finish_reason set, no text) carries no token.
+        let has_text = choice["text"].as_str().is_some_and(|t| !t.is_empty());
+        return if has_text || choice["finish_reason"].is_null() {
+            SseItem::Choice
+        } else {
+            SseItem::Other
+        };
     }
     match (
         value["usage"]["prompt_tokens"].as_u64(),
@@ -225,6 +233,13 @@ mod tests {
     fn parses_openai_completion_chunks() {
         let chunk = r#"data: {"id":"c","object":"text_completion","choices":[{"index":0,"text":"hi","finish_reason":null}],"usage":null}"#;
         assert_eq!(parse_sse_line(chunk), SseItem::Choice);
+        let held_back = r#"data: {"choices":[{"index":0,"text":"","finish_reason":null}]}"#;
+        assert_eq!(parse_sse_line(held_back), SseItem::Choice);
+        let last_with_text =
+            r#"data: {"choices":[{"index":0,"text":"x","finish_reason":"length"}]}"#;
+        assert_eq!(parse_sse_line(last_with_text), SseItem::Choice);
+        let closing = r#"data: {"choices":[{"index":0,"text":"","finish_reason":"length"}]}"#;
+        assert_eq!(parse_sse_line(closing), SseItem::Other);
         let usage = r#"data: {"id":"c","choices":[],"usage":{"prompt_tokens":512,"completion_tokens":128,"total_tokens":640}}"#;
         assert_eq!(parse_sse_line(usage), SseItem::Usage(512, 128));
         assert_eq!(parse_sse_line("data: [DONE]"), SseItem::Done);
