@@ -4,12 +4,16 @@ activations/logits, plus RoPE inverse frequencies for every scaling type we impl
 
 Regenerate (CPU, transformers 5.24.0, torch 2.x, no fla / causal-conv1d installed):
     /tmp/ref/venv/bin/python scripts/make_goldens.py crates/models/tests/fixtures/golden
+(an optional second argument, e.g. `qwen3_5,qwen3_5_moe`, regenerates only those models)
 
-Writes, per model in {llama, qwen3}:
+Writes, per model in {llama, qwen3, qwen3_5, qwen3_5_moe}:
     <out>/<model>/config.json, model.safetensors   (f32 checkpoint, save_pretrained)
     <out>/<model>/golden_f32.safetensors            (see README.md beside the fixtures)
     <out>/<model>/golden_bf16.safetensors           (logits only, from a bf16 reload)
 and <out>/rope_inv_freq.json (inv_freq for default/linear/llama3/yarn configs).
+The hybrid models (qwen3_5, qwen3_5_moe) also dump the Gated DeltaNet states after the prefill P
+(`cache.{i}.conv_state` [1, conv_dim, K], `cache.{i}.recurrent_state` [1, Hv, Dk, Dv]) and the
+linear-attention / MoE module activations of MODEL-SPECS §9.3.
 """
 
 import json
@@ -20,7 +24,14 @@ import sys
 import torch
 import transformers
 from safetensors.torch import save_file
-from transformers import AutoModelForCausalLM, DynamicCache, LlamaConfig, Qwen3Config
+from transformers import (
+    AutoModelForCausalLM,
+    DynamicCache,
+    LlamaConfig,
+    Qwen3_5MoeTextConfig,
+    Qwen3_5TextConfig,
+    Qwen3Config,
+)
 from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
 
 T = 150  # tokens in the golden prompt
@@ -54,6 +65,53 @@ CONFIGS = {
         tie_word_embeddings=True,
     ),
 }
+
+# Hybrid models (MODEL-SPECS §9.1): Gated DeltaNet + gated attention (+ MoE).
+HYBRID_COMMON = dict(
+    vocab_size=512,
+    hidden_size=64,
+    num_hidden_layers=4,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    head_dim=32,
+    rms_norm_eps=1e-6,
+    linear_num_key_heads=2,
+    linear_num_value_heads=4,
+    linear_key_head_dim=16,
+    linear_value_head_dim=24,
+    linear_conv_kernel_dim=4,
+    tie_word_embeddings=False,
+)
+HYBRID_ROPE = {"rope_type": "default", "rope_theta": 1e7, "partial_rotary_factor": 0.25,
+               "mrope_section": [2, 1, 1], "mrope_interleaved": True}
+CONFIGS["qwen3_5"] = lambda: Qwen3_5TextConfig(
+    **HYBRID_COMMON,
+    intermediate_size=128,
+    layer_types=["linear_attention", "linear_attention", "linear_attention", "full_attention"],
+    rope_parameters=dict(HYBRID_ROPE),
+)
+CONFIGS["qwen3_5_moe"] = lambda: Qwen3_5MoeTextConfig(
+    **HYBRID_COMMON,
+    layer_types=["linear_attention", "full_attention", "linear_attention", "full_attention"],
+    rope_parameters=dict(HYBRID_ROPE),
+    num_experts=8,
+    num_experts_per_tok=3,
+    moe_intermediate_size=32,
+    shared_expert_intermediate_size=48,
+)
+# Extra modules recorded for the hybrids only (llama/qwen3 fixtures stay as they were).
+HYBRID_OUTPUTS = [
+    "linear_attn.in_proj_qkv",
+    "linear_attn.norm",
+    "linear_attn.out_proj",
+    "mlp.gate",
+    "mlp.experts",
+    "mlp.shared_expert",
+]
+HYBRID_INPUTS = ["linear_attn.norm", "linear_attn.out_proj"]
+# Redundant for the hybrids (fixture size): input_layernorm.out is `layers.{i}.in` through one
+# norm, and linear_attn.norm.out is out_proj.in reshaped.
+HYBRID_SKIP = {"input_layernorm", "linear_attn.norm"}
 
 # Module outputs (and inputs) recorded per layer, HF names relative to `model.layers.{i}`.
 LAYER_OUTPUTS = [
@@ -89,8 +147,12 @@ def flat2d(t):
     return t.reshape(t.shape[0], -1).clone()
 
 
-def record_hooks(model, out):
+def record_hooks(model, out, hybrid=False):
     handles = []
+    outputs = LAYER_OUTPUTS + (HYBRID_OUTPUTS if hybrid else [])
+    if hybrid:
+        outputs = [rel for rel in outputs if rel not in HYBRID_SKIP]
+    inputs = LAYER_INPUTS + (HYBRID_INPUTS if hybrid else [])
     n_layers = model.config.num_hidden_layers
 
     def hook_layer(i):
@@ -105,24 +167,25 @@ def record_hooks(model, out):
     for i in range(n_layers):
         layer = model.model.layers[i]
         handles.append(layer.register_forward_hook(hook_layer(i), with_kwargs=True))
-        for rel in LAYER_OUTPUTS + LAYER_INPUTS:
+        for rel in outputs + inputs:
             try:
                 mod = layer.get_submodule(rel)
             except AttributeError:
                 continue
             key = f"model.layers.{i}.{rel}"
-            if rel in LAYER_INPUTS:
+            if rel in inputs:
 
                 def fn(_m, args, _o, key=key):
                     out[key + ".in"] = flat2d(args[0])
 
-            else:
+                handles.append(mod.register_forward_hook(fn))
+            if rel in outputs:
 
                 def fn(_m, _a, o, key=key):
                     o = o[0] if isinstance(o, tuple) else o
                     out[key + ".out"] = flat2d(o)
 
-            handles.append(mod.register_forward_hook(fn))
+                handles.append(mod.register_forward_hook(fn))
 
     def norm_fn(_m, _a, o):
         out["model.norm.out"] = flat2d(o)
@@ -143,6 +206,13 @@ def logits_runs(model, ids, with_cache_dump, p=P):
         model(ids[:, :p], past_key_values=cache, use_cache=True)
         if with_cache_dump:
             for i, layer in enumerate(cache.layers):
+                if hasattr(layer, "conv_states"):  # linear attention (Gated DeltaNet)
+                    conv = layer.conv_states[0]
+                    rec = layer.recurrent_states[0]
+                    # clone: decode steps update these tensors in place
+                    res[f"cache.{i}.conv_state"] = conv.detach().float().clone()
+                    res[f"cache.{i}.recurrent_state"] = rec.detach().float().clone()
+                    continue
                 res[f"cache.{i}.keys"] = layer.keys.detach().float().contiguous()
                 res[f"cache.{i}.values"] = layer.values.detach().float().contiguous()
         rows = []
@@ -176,14 +246,17 @@ def make_model(name, out_dir):
     model_dir, vocab_size = save_checkpoint(name, CONFIGS[name](), out_dir)
     g = torch.Generator().manual_seed(SEED + 2)
     ids = torch.randint(0, vocab_size, (1, T), generator=g)
+    hybrid = name.startswith("qwen3_5")
+    # MoE: HF's default experts implementation sums the top-k contributions in f32 (§5.2).
+    extra = {"experts_implementation": "grouped_mm"} if name == "qwen3_5_moe" else {}
 
     # f32: primary gate, with per-module activations.
     m32 = AutoModelForCausalLM.from_pretrained(
-        model_dir, dtype=torch.float32, attn_implementation="eager"
+        model_dir, dtype=torch.float32, attn_implementation="eager", **extra
     ).eval()
     golden = {"input_ids": ids[0].to(torch.int64).contiguous()}
     acts = {}
-    handles = record_hooks(m32, acts)
+    handles = record_hooks(m32, acts, hybrid=hybrid)
     with torch.no_grad():
         m32(ids, use_cache=False)
     for h in handles:
@@ -195,7 +268,7 @@ def make_model(name, out_dir):
 
     # bf16: logits only (for the CUDA backend's tolerance tests).
     m16 = AutoModelForCausalLM.from_pretrained(
-        model_dir, dtype=torch.bfloat16, attn_implementation="eager"
+        model_dir, dtype=torch.bfloat16, attn_implementation="eager", **extra
     ).eval()
     g16 = {"input_ids": ids[0].to(torch.int64).contiguous()}
     for k, v in logits_runs(m16, ids, with_cache_dump=False).items():
@@ -305,10 +378,14 @@ def make_rope(out_dir):
 
 def main():
     out_dir = sys.argv[1] if len(sys.argv) > 1 else "crates/models/tests/fixtures/golden"
+    only = sys.argv[2].split(",") if len(sys.argv) > 2 else None  # e.g. qwen3_5,qwen3_5_moe
     os.makedirs(out_dir, exist_ok=True)
     torch.set_num_threads(1)
     for name in CONFIGS:
-        make_model(name, out_dir)
+        if only is None or name in only:
+            make_model(name, out_dir)
+    if only is not None:
+        return
     for name in VARIANTS:
         make_variant(name, out_dir)
     make_rope(out_dir)

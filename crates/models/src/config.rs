@@ -6,6 +6,14 @@
 //! positive, `num_key_value_heads` divides `num_attention_heads`, the rotary dim is even and
 //! positive, eps and theta are finite and positive. Problems are `ModelError::Config` naming the
 //! file.
+//!
+//! The hybrid Qwen3.5 family (`qwen3_5`, `qwen3_5_moe`, also their `*_text` and VL forms with a
+//! nested `text_config`) carries its extra hyper-parameters in [`ModelConfig::hybrid`]
+//! (see [`hybrid`]); its partial_rotary_factor defaults to 0.25.
+
+mod hybrid;
+
+pub use hybrid::{HybridConfig, LayerType, LinearAttentionConfig, MoeConfig};
 
 use std::path::{Path, PathBuf};
 
@@ -21,6 +29,10 @@ use crate::{ModelError, Result};
 pub enum Architecture {
     Llama,
     Qwen3,
+    /// Dense hybrid (Gated DeltaNet + gated attention), MODEL-SPECS §4.
+    Qwen3_5,
+    /// Hybrid with a sparse MoE MLP in every layer, MODEL-SPECS §5.
+    Qwen3_5Moe,
 }
 
 impl Architecture {
@@ -29,6 +41,8 @@ impl Architecture {
         match name {
             "llama" => Some(Architecture::Llama),
             "qwen3" => Some(Architecture::Qwen3),
+            "qwen3_5" | "qwen3_5_text" => Some(Architecture::Qwen3_5),
+            "qwen3_5_moe" | "qwen3_5_moe_text" => Some(Architecture::Qwen3_5Moe),
             _ => None,
         }
     }
@@ -37,7 +51,14 @@ impl Architecture {
         match self {
             Architecture::Llama => "llama",
             Architecture::Qwen3 => "qwen3",
+            Architecture::Qwen3_5 => "qwen3_5",
+            Architecture::Qwen3_5Moe => "qwen3_5_moe",
         }
+    }
+
+    /// Whether the architecture mixes linear-attention and attention layers.
+    pub fn is_hybrid(self) -> bool {
+        matches!(self, Architecture::Qwen3_5 | Architecture::Qwen3_5Moe)
     }
 }
 
@@ -61,6 +82,10 @@ pub struct ModelConfig {
     pub bos_token_id: Option<u32>,
     /// Every id that ends generation (config may give one or a list).
     pub eos_token_ids: Vec<u32>,
+    /// Layer types, Gated DeltaNet and MoE sizes of the Qwen3.5 family; `None` otherwise.
+    /// (For `qwen3_5_moe`, which has no dense MLP, `intermediate_size` holds
+    /// `moe_intermediate_size`.)
+    pub hybrid: Option<HybridConfig>,
 }
 
 /// `config.json` as written; `None` = absent or null.
@@ -87,11 +112,17 @@ struct RawConfig {
     max_position_embeddings: Option<usize>,
     bos_token_id: Option<u32>,
     eos_token_id: Option<Value>,
+    #[serde(flatten)]
+    hybrid: hybrid::RawHybrid,
 }
 
 /// Class defaults that differ between the architectures.
 struct ArchDefaults {
     vocab_size: usize,
+    hidden_size: usize,
+    num_hidden_layers: usize,
+    num_attention_heads: usize,
+    partial_rotary_factor: f64,
     intermediate_size: usize,
     num_key_value_heads: Option<usize>,
     head_dim: Option<usize>,
@@ -104,6 +135,10 @@ fn arch_defaults(arch: Architecture) -> ArchDefaults {
     match arch {
         Architecture::Llama => ArchDefaults {
             vocab_size: 32000,
+            hidden_size: 4096,
+            num_hidden_layers: 32,
+            num_attention_heads: 32,
+            partial_rotary_factor: 1.0,
             intermediate_size: 11008,
             num_key_value_heads: None,
             head_dim: None,
@@ -113,9 +148,39 @@ fn arch_defaults(arch: Architecture) -> ArchDefaults {
         },
         Architecture::Qwen3 => ArchDefaults {
             vocab_size: 151936,
+            hidden_size: 4096,
+            num_hidden_layers: 32,
+            num_attention_heads: 32,
+            partial_rotary_factor: 1.0,
             intermediate_size: 22016,
             num_key_value_heads: Some(32),
             head_dim: Some(128),
+            max_position_embeddings: 32768,
+            bos_token_id: None,
+            eos_token_id: None,
+        },
+        Architecture::Qwen3_5 => ArchDefaults {
+            vocab_size: 248320,
+            hidden_size: 4096,
+            num_hidden_layers: 32,
+            num_attention_heads: 16,
+            partial_rotary_factor: 0.25,
+            intermediate_size: 12288,
+            num_key_value_heads: Some(4),
+            head_dim: Some(256),
+            max_position_embeddings: 32768,
+            bos_token_id: None,
+            eos_token_id: None,
+        },
+        Architecture::Qwen3_5Moe => ArchDefaults {
+            vocab_size: 248320,
+            hidden_size: 2048,
+            num_hidden_layers: 40,
+            num_attention_heads: 16,
+            partial_rotary_factor: 0.25,
+            intermediate_size: 0, // replaced by moe_intermediate_size
+            num_key_value_heads: Some(2),
+            head_dim: Some(256),
             max_position_embeddings: 32768,
             bos_token_id: None,
             eos_token_id: None,
@@ -138,10 +203,15 @@ impl ModelConfig {
 
     /// Parses and validates the text of a `config.json`; errors are the detail message.
     pub fn from_hf_json_str(text: &str) -> std::result::Result<Self, String> {
-        let raw: RawConfig = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let value: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let raw: RawConfig = serde_json::from_value(hybrid::flatten_text_config(value))
+            .map_err(|e| e.to_string())?;
         let model_type = raw.model_type.as_deref().ok_or("missing `model_type`")?;
         let architecture = Architecture::from_name(model_type).ok_or_else(|| {
-            format!("unsupported model_type `{model_type}` (supported: llama, qwen3)")
+            format!(
+                "unsupported model_type `{model_type}` (supported: llama, qwen3, qwen3_5, \
+                 qwen3_5_moe)"
+            )
         })?;
         if let Some(act) = raw.hidden_act.as_deref().filter(|a| *a != "silu") {
             return Err(format!("hidden_act `{act}` is not supported (only silu)"));
@@ -150,8 +220,18 @@ impl ModelConfig {
             return Err("use_sliding_window = true is not supported".into());
         }
         let d = arch_defaults(architecture);
-        let hidden_size = raw.hidden_size.unwrap_or(4096);
-        let num_attention_heads = raw.num_attention_heads.unwrap_or(32);
+        let hidden_size = raw.hidden_size.unwrap_or(d.hidden_size);
+        let num_attention_heads = raw.num_attention_heads.unwrap_or(d.num_attention_heads);
+        let num_hidden_layers = raw.num_hidden_layers.unwrap_or(d.num_hidden_layers);
+        let hybrid = match architecture {
+            Architecture::Qwen3_5 => Some(raw.hybrid.parse(num_hidden_layers, false)?),
+            Architecture::Qwen3_5Moe => Some(raw.hybrid.parse(num_hidden_layers, true)?),
+            Architecture::Llama | Architecture::Qwen3 => None,
+        };
+        let intermediate_size = match hybrid.as_ref().and_then(|h| h.moe) {
+            Some(moe) => moe.moe_intermediate_size,
+            None => raw.intermediate_size.unwrap_or(d.intermediate_size),
+        };
         let max_position_embeddings = raw
             .max_position_embeddings
             .unwrap_or(d.max_position_embeddings);
@@ -167,8 +247,8 @@ impl ModelConfig {
             architecture,
             vocab_size: raw.vocab_size.unwrap_or(d.vocab_size),
             hidden_size,
-            intermediate_size: raw.intermediate_size.unwrap_or(d.intermediate_size),
-            num_hidden_layers: raw.num_hidden_layers.unwrap_or(32),
+            intermediate_size,
+            num_hidden_layers,
             num_attention_heads,
             num_key_value_heads: raw
                 .num_key_value_heads
@@ -176,13 +256,14 @@ impl ModelConfig {
                 .unwrap_or(num_attention_heads),
             head_dim,
             rms_norm_eps: raw.rms_norm_eps.unwrap_or(1e-6) as f32,
-            rope: parse_rope(&raw, max_position_embeddings)?,
+            rope: parse_rope(&raw, max_position_embeddings, d.partial_rotary_factor)?,
             tie_word_embeddings: raw.tie_word_embeddings.unwrap_or(false),
             attention_bias: raw.attention_bias.unwrap_or(false),
             mlp_bias: raw.mlp_bias.unwrap_or(false),
             max_position_embeddings,
             bos_token_id: raw.bos_token_id.or(d.bos_token_id),
             eos_token_ids,
+            hybrid,
         };
         config.validate()?;
         Ok(config)
@@ -195,11 +276,13 @@ impl ModelConfig {
             detail,
         };
         let arch_name = gguf.architecture()?;
-        let architecture = Architecture::from_name(arch_name).ok_or_else(|| {
-            config_err(format!(
-                "unsupported GGUF architecture `{arch_name}` (supported: llama, qwen3)"
-            ))
-        })?;
+        let architecture = Architecture::from_name(arch_name)
+            .filter(|a| !a.is_hybrid())
+            .ok_or_else(|| {
+                config_err(format!(
+                    "unsupported GGUF architecture `{arch_name}` (supported: llama, qwen3)"
+                ))
+            })?;
         let key = |k: &str| format!("{arch_name}.{k}");
         let required = |k: &str| -> Result<usize> {
             gguf.get_usize(&key(k))?
@@ -265,6 +348,7 @@ impl ModelConfig {
             max_position_embeddings,
             bos_token_id: gguf.get_u32("tokenizer.ggml.bos_token_id")?,
             eos_token_ids,
+            hybrid: None,
         };
         config.validate().map_err(config_err)?;
         Ok(config)
@@ -358,7 +442,11 @@ fn required_num(
 }
 
 /// RoPE from `rope_parameters` (v5) or legacy `rope_theta` + `rope_scaling`.
-fn parse_rope(raw: &RawConfig, max_pos: usize) -> std::result::Result<RopeConfig, String> {
+fn parse_rope(
+    raw: &RawConfig,
+    max_pos: usize,
+    default_partial: f64,
+) -> std::result::Result<RopeConfig, String> {
     let empty = Map::new();
     let params = raw
         .rope_parameters
@@ -370,7 +458,7 @@ fn parse_rope(raw: &RawConfig, max_pos: usize) -> std::result::Result<RopeConfig
         .unwrap_or(10000.0);
     let partial = num(params, "partial_rotary_factor")?
         .or(raw.partial_rotary_factor)
-        .unwrap_or(1.0);
+        .unwrap_or(default_partial);
     let rope_type = match params.get("rope_type").or(params.get("type")) {
         None | Some(Value::Null) => "default",
         Some(Value::String(s)) => s.as_str(),

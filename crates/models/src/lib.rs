@@ -8,7 +8,7 @@
 //! - [`config`]: raw HF `config.json` / GGUF metadata → validated [`config::ModelConfig`].
 //! - [`batch`], [`cache`]: what one forward step reads ([`ForwardBatch`]) and writes ([`ModelCache`]).
 //! - [`layers`]: shared decoder blocks (attention, SwiGLU MLP, RMSNorm, the dense decoder stack).
-//! - One file per architecture: [`llama`], [`qwen3`].
+//! - One file per architecture: [`llama`], [`qwen3`], [`qwen3_5`], [`qwen3_5_moe`].
 //! - [`load`]: path → ready [`Model`].
 
 pub mod batch;
@@ -21,6 +21,8 @@ pub mod layers;
 pub mod llama;
 pub mod load;
 pub mod qwen3;
+pub mod qwen3_5;
+pub mod qwen3_5_moe;
 pub mod rope;
 pub mod safetensors;
 pub mod weights;

@@ -7,7 +7,7 @@
 
 use arle_tensor::Tensor;
 
-use crate::config::{Architecture, ModelConfig};
+use crate::config::ModelConfig;
 use crate::layers::{AttentionConfig, DecoderOnly};
 use crate::weights::WeightSource;
 use crate::{
@@ -48,10 +48,7 @@ impl Model for Llama {
 
 /// Engine-facing facts of a dense attention-only model (one KV entry per layer).
 pub(crate) fn model_info(cfg: &ModelConfig) -> ModelInfo {
-    let architecture = match cfg.architecture {
-        Architecture::Llama => "llama",
-        Architecture::Qwen3 => "qwen3",
-    };
+    let architecture = cfg.architecture.name();
     let layer = LayerCacheSpec::Attention {
         num_kv_heads: cfg.num_key_value_heads,
         head_dim: cfg.head_dim,

@@ -12,6 +12,8 @@ use crate::config::{Architecture, ModelConfig};
 use crate::gguf::GgufFile;
 use crate::llama::Llama;
 use crate::qwen3::Qwen3;
+use crate::qwen3_5::Qwen3_5;
+use crate::qwen3_5_moe::Qwen3_5Moe;
 use crate::weights::WeightSource;
 use crate::{Model, ModelError, Result};
 
@@ -41,6 +43,10 @@ pub fn load_model(path: &Path) -> Result<LoadedModel> {
         }
         let config = ModelConfig::from_hf_json(&config_path)?;
         let mut ws = WeightSource::from_hf_folder(path)?;
+        if config.architecture.is_hybrid() {
+            // VL checkpoints: the vision tower and the multi-token-prediction head are unused.
+            ws = ws.ignore_prefixes(&["model.visual.", "mtp."]);
+        }
         let model = build(&mut ws, &config)?;
         ws.finish()?;
         return Ok(LoadedModel {
@@ -75,5 +81,7 @@ fn build(ws: &mut WeightSource, config: &ModelConfig) -> Result<Box<dyn Model>> 
     Ok(match config.architecture {
         Architecture::Llama => Box::new(Llama::load(ws, config)?),
         Architecture::Qwen3 => Box::new(Qwen3::load(ws, config)?),
+        Architecture::Qwen3_5 => Box::new(Qwen3_5::load(ws, config)?),
+        Architecture::Qwen3_5Moe => Box::new(Qwen3_5Moe::load(ws, config)?),
     })
 }

@@ -4,6 +4,8 @@
 //! `head_dim` (qwen3; before RoPE) → RoPE on q and k → append k, v to the layer's pages →
 //! paged attention with scale `head_dim^-0.5` (full head_dim, not the rotary dim) → o_proj.
 //! Invariant: the cache holds k after k_norm and RoPE, so later steps read it unchanged.
+//! With `output_gate` (Qwen3.5 gated attention, see [`super::gated_attention`]) `q_proj` emits a
+//! query and a gate per head, and the attention output is multiplied by `sigmoid(gate)`.
 
 use arle_tensor::ops::{self, AttentionMeta, RmsNormKind, RopeTable};
 use arle_tensor::{KvLayer, Tensor};
@@ -27,6 +29,8 @@ pub struct AttentionConfig {
     pub qk_norm: Option<RmsNormKind>,
     pub rms_norm_eps: f32,
     pub rope: RopeConfig,
+    /// `q_proj` is `[nH·2D, H]` with `[q_h | gate_h]` per head; output ← output ⊙ σ(gate).
+    pub output_gate: bool,
 }
 
 impl AttentionConfig {
@@ -41,6 +45,7 @@ impl AttentionConfig {
             qk_norm,
             rms_norm_eps: cfg.rms_norm_eps,
             rope: cfg.rope.clone(),
+            output_gate: false,
         }
     }
 }
@@ -67,6 +72,8 @@ pub struct Attention {
     pub rope: RopeTable,
     /// `head_dim^-0.5`
     pub scale: f32,
+    /// Sigmoid output gate from the second half of each head's `q_proj` rows.
+    pub output_gate: bool,
 }
 
 impl Attention {
@@ -78,7 +85,8 @@ impl Attention {
         let proj = |ws: &mut WeightSource, name: &str, inp: usize, out: usize| {
             Linear::load(ws, &format!("{prefix}.{name}"), inp, out, cfg.bias)
         };
-        let q_proj = proj(ws, "q_proj", h, q_dim)?;
+        let q_rows = if cfg.output_gate { 2 * q_dim } else { q_dim };
+        let q_proj = proj(ws, "q_proj", h, q_rows)?;
         let k_proj = proj(ws, "k_proj", h, kv_dim)?;
         let v_proj = proj(ws, "v_proj", h, kv_dim)?;
         let o_proj = proj(ws, "o_proj", q_dim, h)?;
@@ -103,6 +111,7 @@ impl Attention {
             head_dim: d,
             rope: cfg.rope.table(d),
             scale: 1.0 / (d as f32).sqrt(),
+            output_gate: cfg.output_gate,
         })
     }
 
@@ -118,8 +127,14 @@ impl Attention {
     ) -> Result<Tensor> {
         let n = x.shape().first().copied().unwrap_or(0);
         let d = self.head_dim;
-        let q = self.q_proj.forward(x)?; // [n, nH * D]
+        let q = self.q_proj.forward(x)?; // [n, nH * D] (or [n, nH * 2D] with the gate)
         emit(trace, prefix, "q_proj.out", &q);
+        let (q, gate) = if self.output_gate {
+            let (q, gate) = super::gated_attention::split_query_gate(&q, self.num_heads, d)?;
+            (q, Some(gate))
+        } else {
+            (q, None)
+        };
         let mut q = q.reshape(vec![n, self.num_heads, d])?;
         let mut k = self
             .k_proj
@@ -140,7 +155,10 @@ impl Attention {
         ops::apply_rope(&mut q, step.positions, &self.rope)?;
         ops::apply_rope(&mut k, step.positions, &self.rope)?;
         ops::kv_append(kv, &k, &v, &step.attention.slot_mapping)?;
-        let attn = ops::paged_attention(&q, kv, step.attention, self.scale)?; // [n, nH * D]
+        let mut attn = ops::paged_attention(&q, kv, step.attention, self.scale)?; // [n, nH * D]
+        if let Some(gate) = &gate {
+            attn = ops::sigmoid_mul(&attn, gate)?;
+        }
         emit(trace, prefix, "o_proj.in", &attn);
         self.o_proj.forward(&attn)
     }
