@@ -59,8 +59,14 @@ fn greedy_generation_matches_transformers() {
             add_generation_prompt: true,
             ..Default::default()
         };
-        let text = handle.render_chat(&messages(&case["messages"]), &opts).unwrap();
-        assert_eq!(text, case["prompt_text"].as_str().unwrap(), "{name}: prompt text");
+        let text = handle
+            .render_chat(&messages(&case["messages"]), &opts)
+            .unwrap();
+        assert_eq!(
+            text,
+            case["prompt_text"].as_str().unwrap(),
+            "{name}: prompt text"
+        );
         let prompt_ids = handle.tokenizer().encode(&text, false).unwrap();
         assert_eq!(prompt_ids, u32s(&case["prompt_ids"]), "{name}: prompt ids");
 
@@ -104,7 +110,10 @@ fn greedy_generation_matches_transformers() {
     }
     eprintln!("compared tokens per case: {compared_per_case:?}");
     let long = compared_per_case.iter().filter(|(_, n)| *n >= 10).count();
-    assert!(long >= 2, "too few decisive comparisons: {compared_per_case:?}");
+    assert!(
+        long >= 2,
+        "too few decisive comparisons: {compared_per_case:?}"
+    );
 }
 
 /// Our `logprob[k] - logprob[best]` for HF's top-5 ids equals HF's logit gaps.
@@ -117,11 +126,17 @@ fn assert_logit_gaps(name: &str, step: usize, hf: &Value, ours: &arle_engine::To
         .map(|v| v.as_f64().unwrap() as f32)
         .collect();
     assert_eq!(ours.top.len(), 5, "{name}: step {step}: top-5 asked");
-    assert_eq!(ours.top[0].0, ours.token_id, "{name}: step {step}: greedy = top-1");
+    assert_eq!(
+        ours.top[0].0, ours.token_id,
+        "{name}: step {step}: greedy = top-1"
+    );
     for (k, (&id, &hf_logit)) in hf_ids.iter().zip(&hf_logits).enumerate().skip(1) {
         let Some(&(_, our_lp)) = ours.top.iter().find(|(t, _)| *t == id) else {
             // A near-equal neighbour may swap in or out of the top 5 at rank 5.
-            assert!(k == 4, "{name}: step {step}: HF rank-{k} id {id} not in our top 5");
+            assert!(
+                k == 4,
+                "{name}: step {step}: HF rank-{k} id {id} not in our top 5"
+            );
             continue;
         };
         let hf_gap = hf_logit - hf_logits[0];

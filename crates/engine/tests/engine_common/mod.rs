@@ -38,9 +38,22 @@ pub fn start(config: EngineConfig) -> EngineHandle {
     .unwrap()
 }
 
-/// Starts an engine on SmolLM2 with the default config.
+/// KV capacity of test engines: ample for these tests, small enough for many engines at once.
+pub const TEST_KV_CACHE_TOKENS: usize = 4096;
+
+/// The default config with a [`TEST_KV_CACHE_TOKENS`] cache (and context: the scheduler needs
+/// one full context to fit the cache).
+pub fn test_config() -> EngineConfig {
+    EngineConfig {
+        kv_cache_tokens: Some(TEST_KV_CACHE_TOKENS),
+        max_model_len: Some(TEST_KV_CACHE_TOKENS),
+        ..Default::default()
+    }
+}
+
+/// Starts an engine on SmolLM2 with [`test_config`].
 pub fn start_default() -> EngineHandle {
-    start(EngineConfig::default())
+    start(test_config())
 }
 
 /// Prompt ids of `messages` rendered with the model's chat template (generation prompt on).
@@ -128,7 +141,11 @@ pub fn collect(mut stream: RequestStream) -> Outcome {
 }
 
 /// Submits one request and waits for its outcome.
-pub fn generate(handle: &EngineHandle, prompt_token_ids: Vec<u32>, params: SamplingParams) -> Outcome {
+pub fn generate(
+    handle: &EngineHandle,
+    prompt_token_ids: Vec<u32>,
+    params: SamplingParams,
+) -> Outcome {
     let stream = handle
         .submit(GenerateRequest {
             prompt_token_ids,
@@ -182,7 +199,10 @@ pub const EIGHT_USER_PROMPTS: [&str; 8] = [
     "What is the capital of France?",
     "Explain photosynthesis in two sentences.",
     "Write a Python function that returns the sum of a list.",
-    "Give me three tips for sleeping better at night, with a short reason for each one.",
+    "I work night shifts at a hospital three times a week, drink two cups of coffee during \
+     each shift, and usually try to sleep from eight in the morning until two in the afternoon \
+     in a bright apartment next to a busy street. Give me three tips for sleeping better, with \
+     a short reason for each one.",
     "What is 12 times 7?",
     "Tell me a short story about a robot who learns to paint.",
     "Name the planets of the solar system in order from the sun.",
