@@ -3,17 +3,25 @@
 //! Invariants: this thread alone owns the scheduler, the runner and every [`ActiveRequest`];
 //! a request is in `active` iff the scheduler knows it; every request ends with exactly one
 //! `Finished`/`Error` event. Handles see state only through commands and the stats snapshot.
+//!
+//! Hybrid models: the loop also owns the snapshot data (`snapshots`, keyed by the scheduler's
+//! [`SnapshotId`]). After each forward it registers the captured states with the scheduler
+//! (before `update`, while the requests still hold their pages) and keeps the ones accepted; it
+//! drops the data of `evicted_snapshots` after the step's forward has restored what it needed.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 
-use arle_sched::{ModelOutput, Request, RequestId as SchedId, Scheduler, SchedulerOutput};
+use arle_models::StateSnapshot;
+use arle_sched::{
+    ModelOutput, Request, RequestId as SchedId, Scheduler, SchedulerOutput, SnapshotId,
+};
 
 use crate::handle::{EngineCommand, RequestId, Shared};
 use crate::request::{FinishReason, GenerateEvent};
-use crate::runner::{LogitsWanted, ModelRunner, PageCopy, SeqStep};
+use crate::runner::{LogitsWanted, ModelRunner, PageCopy, SeqState, SeqStep, StateInit};
 use crate::sequence::{ActiveRequest, ModelContext, Progress};
 use crate::EngineError;
 
@@ -24,6 +32,8 @@ pub(crate) struct EngineLoop {
     pub(crate) shared: Arc<Shared>,
     pub(crate) commands: Receiver<EngineCommand>,
     pub(crate) active: HashMap<RequestId, ActiveRequest>,
+    /// Hybrid models: snapshot data the scheduler's prefix cache refers to.
+    pub(crate) snapshots: HashMap<SnapshotId, StateSnapshot>,
     pub(crate) prompt_tokens_total: u64,
     pub(crate) generation_tokens_total: u64,
     pub(crate) finished_total: u64,
@@ -128,6 +138,7 @@ impl EngineLoop {
             return Ok(());
         }
         let logits = self.execute(&output)?;
+        self.keep_snapshots(&output)?;
         let vocab = self.runner.model().info().vocab_size;
         let mut sampled = Vec::new();
         let mut finished_here = Vec::new();
@@ -136,7 +147,8 @@ impl EngineLoop {
             let Some(active) = self.active.get_mut(&id) else {
                 continue;
             };
-            if s.start_position == 0 && active.cached_tokens == 0 {
+            // The first chunk after admission starts right after the prefix-cache hit.
+            if s.start_position == s.num_cached_tokens && active.output_ids.is_empty() {
                 active.cached_tokens = s.num_cached_tokens;
             }
             let Some(mut rows) = rows else { continue };
@@ -192,11 +204,31 @@ impl EngineLoop {
             .iter()
             .map(|s| s.block_table.iter().map(|b| b.0).collect())
             .collect();
+        let mut states = Vec::with_capacity(output.scheduled.len());
+        for s in &output.scheduled {
+            states.push(match s.state_slot {
+                None => None,
+                Some(slot) => Some(SeqState {
+                    slot: slot.0,
+                    init: match (s.restore_snapshot, s.start_position) {
+                        (Some(id), _) => {
+                            StateInit::Restore(self.snapshots.get(&id).ok_or_else(|| {
+                                EngineError::Internal(format!("snapshot {id:?} has no data"))
+                            })?)
+                        }
+                        (None, 0) => StateInit::Reset,
+                        (None, _) => StateInit::Keep,
+                    },
+                    snapshot_positions: &s.snapshot_positions,
+                }),
+            });
+        }
         let steps: Vec<SeqStep<'_>> = output
             .scheduled
             .iter()
             .zip(&tables)
-            .map(|(s, table)| SeqStep {
+            .zip(states)
+            .map(|((s, table), state)| SeqStep {
                 token_ids: &s.token_ids,
                 start_position: s.start_position,
                 block_table: table,
@@ -207,6 +239,7 @@ impl EngineLoop {
                 } else {
                     LogitsWanted::None
                 },
+                state,
             })
             .collect();
         let copies: Vec<PageCopy> = output
@@ -218,6 +251,27 @@ impl EngineLoop {
             })
             .collect();
         self.runner.execute(&steps, &copies)
+    }
+
+    /// Registers the states captured by the step just run and drops evicted snapshot data.
+    fn keep_snapshots(&mut self, output: &SchedulerOutput) -> Result<(), EngineError> {
+        for captured in self.runner.take_captured() {
+            let s = output.scheduled.get(captured.seq_index).ok_or_else(|| {
+                EngineError::Internal("captured state of an unknown sequence".into())
+            })?;
+            let snapshot = captured.snapshot;
+            let kept = self
+                .scheduler
+                .register_snapshot(s.id, snapshot.position, snapshot.bytes())
+                .map_err(sched_err)?;
+            if let Some(id) = kept {
+                self.snapshots.insert(id, snapshot);
+            }
+        }
+        for id in &output.evicted_snapshots {
+            self.snapshots.remove(id);
+        }
+        Ok(())
     }
 
     fn complete(&mut self, id: RequestId, reason: FinishReason) {

@@ -1,17 +1,25 @@
 //! [`start_engine`]: load the model and tokenizer, size the KV pool, warm up, and spawn the
 //! engine thread. Loading errors surface here, before anything is served.
+//! [`start_engine_with_model`] does the same for a model built in process (tests, benchmarks).
+//!
+//! Hybrid models (`CacheSpec::has_linear_layers`) get `max_num_seqs` state slots and a snapshot
+//! index capped by `max_state_snapshots` / `max_state_snapshot_bytes`; attention-only models get
+//! neither and behave exactly as before.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use arle_models::{load_model, ModelFormat};
-use arle_sched::{Scheduler, SchedulerConfig, BLOCK_TOKENS};
+use arle_models::{load_model, Model, ModelFormat};
+use arle_sched::{
+    CacheConfig, Scheduler, SchedulerConfig, SnapshotCacheConfig, BLOCK_TOKENS,
+    SNAPSHOT_INTERVAL_TOKENS,
+};
 
 use crate::config::EngineConfig;
 use crate::engine_loop::EngineLoop;
 use crate::handle::{EngineHandle, EngineStats, ServedModel, Shared};
-use crate::runner::{LogitsWanted, ModelRunner, SeqStep};
+use crate::runner::{LogitsWanted, ModelRunner, SeqState, SeqStep, StateInit};
 use crate::sequence::ModelContext;
 use crate::tokenizer::Tokenizer;
 use crate::EngineError;
@@ -19,37 +27,65 @@ use crate::EngineError;
 /// Default context per sequence when sizing the KV pool automatically.
 const AUTO_KV_TOKENS_PER_SEQ: usize = 4096;
 
+/// A model ready to serve, with its tokenizer and the model config's end-of-sequence ids.
+pub struct EngineModel {
+    pub model: Box<dyn Model>,
+    pub tokenizer: Tokenizer,
+    pub eos_token_ids: Vec<u32>,
+}
+
 /// Loads everything and starts the engine thread.
 pub fn start_engine(config: EngineConfig) -> Result<EngineHandle, EngineError> {
     let loaded = load_model(&config.model_path)?;
-    let tokenizer = Arc::new(match &loaded.format {
+    let tokenizer = match &loaded.format {
         ModelFormat::HfFolder(dir) => Tokenizer::from_hf_dir(dir)?,
         ModelFormat::Gguf(file) => Tokenizer::from_gguf(file)?,
-    });
-    let model_ctx = loaded.model.info().max_context_tokens;
+    };
+    let parts = EngineModel {
+        model: loaded.model,
+        tokenizer,
+        eos_token_ids: loaded.config.eos_token_ids.clone(),
+    };
+    start_engine_with_model(parts, config)
+}
+
+/// Starts the engine thread on an already built model (`config.model_path` is not read).
+pub fn start_engine_with_model(
+    parts: EngineModel,
+    config: EngineConfig,
+) -> Result<EngineHandle, EngineError> {
+    let EngineModel {
+        model,
+        tokenizer,
+        eos_token_ids: model_eos_ids,
+    } = parts;
+    let tokenizer = Arc::new(tokenizer);
+    let model_ctx = model.info().max_context_tokens;
     let max_context_tokens = config.max_model_len.map_or(model_ctx, |m| m.min(model_ctx));
-    let num_blocks = kv_blocks(&config, &loaded.model.info().cache, max_context_tokens);
-    if num_blocks * BLOCK_TOKENS < max_context_tokens.min(AUTO_KV_TOKENS_PER_SEQ) {
-        tracing::warn!(
-            "KV cache holds {} tokens, less than one context",
-            num_blocks * BLOCK_TOKENS
-        );
+    let num_blocks = kv_blocks(&config, &model.info().cache, max_context_tokens);
+    let kv_capacity_tokens = (num_blocks - 1) * BLOCK_TOKENS;
+    if kv_capacity_tokens < max_context_tokens.min(AUTO_KV_TOKENS_PER_SEQ) {
+        tracing::warn!("KV cache holds {kv_capacity_tokens} tokens, less than one context");
     }
-    let mut eos_token_ids = loaded.config.eos_token_ids.clone();
+    let mut eos_token_ids = model_eos_ids;
     for &id in tokenizer.eos_ids() {
         if !eos_token_ids.contains(&id) {
             eos_token_ids.push(id);
         }
     }
-    let scheduler = Scheduler::new(SchedulerConfig {
-        num_blocks,
-        max_num_batched_tokens: config.max_num_batched_tokens,
-        max_num_seqs: config.max_num_seqs,
-        max_model_len: max_context_tokens,
-    })
+    let cache_config = cache_config(&config, &model.info().cache);
+    let scheduler = Scheduler::with_cache_config(
+        SchedulerConfig {
+            num_blocks,
+            max_num_batched_tokens: config.max_num_batched_tokens,
+            max_num_seqs: config.max_num_seqs,
+            max_model_len: max_context_tokens,
+        },
+        cache_config,
+    )
     .map_err(|e| EngineError::InvalidRequest(format!("engine config: {e}")))?;
-    let mut runner = ModelRunner::new(loaded.model, num_blocks);
-    warm_up(&mut runner)?;
+    let mut runner = ModelRunner::with_state_slots(model, num_blocks, cache_config.num_state_slots);
+    warm_up(&mut runner, cache_config.num_state_slots)?;
     let (tx, rx) = std::sync::mpsc::channel();
     let shared = Arc::new(Shared {
         commands: tx,
@@ -74,6 +110,7 @@ pub fn start_engine(config: EngineConfig) -> Result<EngineHandle, EngineError> {
         shared: shared.clone(),
         commands: rx,
         active: HashMap::new(),
+        snapshots: HashMap::new(),
         prompt_tokens_total: 0,
         generation_tokens_total: 0,
         finished_total: 0,
@@ -93,7 +130,27 @@ pub fn start_engine(config: EngineConfig) -> Result<EngineHandle, EngineError> {
     })
 }
 
-/// Pages for the KV pool: explicit, or `max_num_seqs` contexts capped by the byte budget.
+/// Prefix caching settings; state slots and snapshots only for hybrid models.
+fn cache_config(config: &EngineConfig, spec: &arle_models::CacheSpec) -> CacheConfig {
+    let hybrid = spec.has_linear_layers();
+    CacheConfig {
+        enable_prefix_caching: config.enable_prefix_caching,
+        num_state_slots: if hybrid { config.max_num_seqs } else { 0 },
+        snapshot_interval_tokens: SNAPSHOT_INTERVAL_TOKENS,
+        snapshot_prompt_end_page: true,
+        snapshots: if hybrid {
+            SnapshotCacheConfig {
+                max_snapshots: config.max_state_snapshots,
+                max_bytes: config.max_state_snapshot_bytes,
+            }
+        } else {
+            SnapshotCacheConfig::DISABLED
+        },
+    }
+}
+
+/// Pages for the KV pool (including the null page): explicit, or `max_num_seqs` contexts capped
+/// by the byte budget.
 fn kv_blocks(
     config: &EngineConfig,
     spec: &arle_models::CacheSpec,
@@ -104,17 +161,23 @@ fn kv_blocks(
         let per_token = spec.kv_bytes_per_token().max(1);
         wanted.min(config.max_kv_cache_bytes / per_token)
     });
-    tokens.div_ceil(BLOCK_TOKENS).max(2)
+    // + 1: block 0 is the scheduler's reserved null page, not capacity.
+    tokens.div_ceil(BLOCK_TOKENS).max(1) + 1
 }
 
 /// One tiny forward so first-request latency excludes lazy initialisation. Uses page 0, which
-/// holds no request's data yet.
-fn warm_up(runner: &mut ModelRunner) -> Result<(), EngineError> {
+/// holds no request's data yet (and state slot 0 for hybrid models, reset by its first owner).
+fn warm_up(runner: &mut ModelRunner, num_state_slots: usize) -> Result<(), EngineError> {
     let step = SeqStep {
         token_ids: &[0],
         start_position: 0,
         block_table: &[0],
         logits: LogitsWanted::Last,
+        state: (num_state_slots > 0).then_some(SeqState {
+            slot: 0,
+            init: StateInit::Reset,
+            snapshot_positions: &[],
+        }),
     };
     runner.execute(&[step], &[])?;
     Ok(())
