@@ -21,6 +21,12 @@ pub struct EngineConfig {
     pub max_model_len: Option<usize>,
     /// Requests allowed to wait for admission before `submit` reports overload.
     pub max_waiting_requests: usize,
+    /// Reuse cached prompt prefixes (KV pages, and linear-state snapshots for hybrid models).
+    pub enable_prefix_caching: bool,
+    /// Hybrid models: most linear-state snapshots kept for prefix reuse (LRU beyond).
+    pub max_state_snapshots: usize,
+    /// Hybrid models: most bytes of snapshot data kept (LRU beyond).
+    pub max_state_snapshot_bytes: usize,
 }
 
 impl Default for EngineConfig {
@@ -34,6 +40,9 @@ impl Default for EngineConfig {
             max_kv_cache_bytes: 4 << 30,
             max_model_len: None,
             max_waiting_requests: 256,
+            enable_prefix_caching: true,
+            max_state_snapshots: 256,
+            max_state_snapshot_bytes: 1 << 30,
         }
     }
 }

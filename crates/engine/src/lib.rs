@@ -23,4 +23,4 @@ pub use handle::{EngineHandle, EngineStats, RequestId, RequestStream, ServedMode
 pub use request::{
     FinishReason, GenerateEvent, GenerateRequest, SamplingParams, TokenLogprob, Usage,
 };
-pub use start::start_engine;
+pub use start::{start_engine, start_engine_with_model, EngineModel};

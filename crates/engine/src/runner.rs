@@ -3,8 +3,15 @@
 //!
 //! Invariant: the runner owns the cache storage; block ids come from the scheduler and index
 //! the same pages in every layer. Copy-on-write page copies are applied before the forward.
+//!
+//! Hybrid models (linear-attention layers): each sequence also names its state slot. Before the
+//! forward the runner prepares every slot as told ([`StateInit`]: reset for a sequence starting
+//! at position 0, restore from a snapshot when resuming a cached prefix, else keep); the model
+//! then uses the slot as is. Snapshots the step asked for ([`SeqState::snapshot_positions`]) are
+//! captured by the model during the forward; [`ModelRunner::take_captured`] drains them.
+//! Attention-only models pass no state and get exactly the old batches (`state_slots` empty).
 
-use arle_models::{ForwardBatch, Model, ModelCache};
+use arle_models::{CapturedState, ForwardBatch, Model, ModelCache, StateSnapshot};
 use arle_tensor::ops::{AttentionMeta, SeqSpan};
 use arle_tensor::{Tensor, KV_BLOCK_TOKENS};
 
@@ -20,6 +27,28 @@ pub struct SeqStep<'a> {
     pub block_table: &'a [u32],
     /// Which logits rows to return: every row (prompt logprobs), the last (sampling), or none.
     pub logits: LogitsWanted,
+    /// Hybrid models: the sequence's linear-state slot; `None` for attention-only models.
+    pub state: Option<SeqState<'a>>,
+}
+
+/// One sequence's linear-state slot in a step (hybrid models).
+#[derive(Clone, Debug)]
+pub struct SeqState<'a> {
+    pub slot: u32,
+    pub init: StateInit<'a>,
+    /// Absolute positions in `start_position + 1..=start_position + n` to capture after.
+    pub snapshot_positions: &'a [usize],
+}
+
+/// How to prepare a state slot before the forward.
+#[derive(Clone, Copy, Debug)]
+pub enum StateInit<'a> {
+    /// The slot holds this sequence's state after `start_position` tokens already.
+    Keep,
+    /// Zero the slot (the step starts at position 0).
+    Reset,
+    /// Copy the snapshot in (its `position` must equal `start_position`).
+    Restore(&'a StateSnapshot),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,8 +72,22 @@ pub struct ModelRunner {
 
 impl ModelRunner {
     pub fn new(model: Box<dyn Model>, num_blocks: usize) -> Self {
-        let cache = ModelCache::new(&model.info().cache, num_blocks);
+        Self::with_state_slots(model, num_blocks, 0)
+    }
+
+    /// A runner whose cache also holds `num_state_slots` linear-state slots (hybrid models).
+    pub fn with_state_slots(
+        model: Box<dyn Model>,
+        num_blocks: usize,
+        num_state_slots: usize,
+    ) -> Self {
+        let cache = ModelCache::with_state_slots(&model.info().cache, num_blocks, num_state_slots);
         Self { model, cache }
+    }
+
+    /// Snapshots captured by the latest `execute`, tagged with the sequence's index in it.
+    pub fn take_captured(&mut self) -> Vec<CapturedState> {
+        std::mem::take(&mut self.cache.captured)
     }
 
     pub fn model(&self) -> &dyn Model {
@@ -64,9 +107,39 @@ impl ModelRunner {
         if seqs.is_empty() {
             return Ok(Vec::new());
         }
+        self.cache.captured.clear();
+        for s in seqs {
+            if let Some(state) = &s.state {
+                self.prepare_state(s.start_position, state)?;
+            }
+        }
         let batch = build_batch(seqs)?;
         let logits = self.model.forward(&batch, &mut self.cache, None)?;
         split_logits(seqs, &logits)
+    }
+}
+
+impl ModelRunner {
+    fn prepare_state(
+        &mut self,
+        start_position: usize,
+        state: &SeqState<'_>,
+    ) -> Result<(), EngineError> {
+        let slot = state.slot as usize;
+        match state.init {
+            StateInit::Keep => {}
+            StateInit::Reset => self.cache.reset_state(slot)?,
+            StateInit::Restore(snapshot) => {
+                if snapshot.position != start_position {
+                    return Err(EngineError::Internal(format!(
+                        "snapshot at {} restored for a step starting at {start_position}",
+                        snapshot.position
+                    )));
+                }
+                self.cache.restore_state(slot, snapshot)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -105,6 +178,17 @@ fn build_batch(seqs: &[SeqStep<'_>]) -> Result<ForwardBatch, EngineError> {
         });
     }
     batch.attention = meta;
+    if seqs.iter().any(|s| s.state.is_some()) {
+        for s in seqs {
+            let state = s.state.as_ref().ok_or_else(|| {
+                EngineError::Internal("a hybrid batch mixes sequences without state slots".into())
+            })?;
+            batch.state_slots.push(state.slot);
+            batch
+                .snapshot_positions
+                .push(state.snapshot_positions.to_vec());
+        }
+    }
     Ok(batch)
 }
 
