@@ -6,7 +6,10 @@ Same measurement as ours: each repetition (after warm-up) uses fresh random toke
 empty KV cache; TTFT = eval(prompt) + greedy pick of the first token; decode = the remaining
 output_len - 1 single-token evals (each followed by a greedy pick), so
 prefill tok/s = input_len / TTFT and decode tok/s = (output_len - 1) / (E2E - TTFT).
-llama.cpp's own perf counters (llama_perf_context: t_p_eval_ms / t_eval_ms) are reported too.
+llama.cpp's own perf counters (llama_perf_context: t_p_eval_ms / t_eval_ms) are reported too,
+and tok per CPU-second of each phase (time.process_time, all threads), which is what stays
+comparable when other processes share the cores. llama.cpp here is built with OpenMP, whose
+workers spin while waiting; on an oversubscribed machine set OMP_WAIT_POLICY=passive.
 
 Setup (llama-cpp-python compiles llama.cpp from the sdist for this CPU, GGML_NATIVE=ON):
     python3 -m venv /tmp/llamacpp/venv
@@ -51,18 +54,23 @@ def greedy(llm):
 def one_request(llm, prompt_ids, output_len):
     llm.reset()  # n_tokens = 0: the next eval overwrites the KV cache from position 0
     llama_cpp.llama_perf_context_reset(llm.ctx)
+    cpu_start = time.process_time()  # all threads of this process (OpenMP workers included)
     start = time.perf_counter()
     llm.eval(prompt_ids)
     tok = greedy(llm)
     ttft = time.perf_counter() - start
+    cpu_first = time.process_time()
     for _ in range(output_len - 1):
         llm.eval([tok])
         tok = greedy(llm)
     e2e = time.perf_counter() - start
+    cpu_end = time.process_time()
     perf = llama_cpp.llama_perf_context(llm.ctx)
     return {
         "ttft_ms": ttft * 1e3,
         "e2e_ms": e2e * 1e3,
+        "prefill_cpu_ms": (cpu_first - cpu_start) * 1e3,
+        "decode_cpu_ms": (cpu_end - cpu_first) * 1e3,
         "perf_prompt_ms": perf.t_p_eval_ms,
         "perf_prompt_tokens": perf.n_p_eval,
         "perf_decode_ms": perf.t_eval_ms,
@@ -104,6 +112,8 @@ def main():
     decode = [(a.output_len - 1) / ((s["e2e_ms"] - s["ttft_ms"]) / 1e3) for s in samples]
     perf_prefill = [s["perf_prompt_tokens"] / (s["perf_prompt_ms"] / 1e3) for s in samples]
     perf_decode = [s["perf_decode_tokens"] / (s["perf_decode_ms"] / 1e3) for s in samples]
+    prefill_cpu = [a.input_len / (s["prefill_cpu_ms"] / 1e3) for s in samples]
+    decode_cpu = [(a.output_len - 1) / (s["decode_cpu_ms"] / 1e3) for s in samples]
     report = {
         "engine": "llama.cpp via llama-cpp-python " + llama_cpp.__version__,
         "system_info": llama_cpp.llama_print_system_info().decode(),
@@ -118,6 +128,8 @@ def main():
         "perf_counter_decode_tok_s": summary(perf_decode),
         "ttft_ms": summary([s["ttft_ms"] for s in samples]),
         "e2e_ms": summary([s["e2e_ms"] for s in samples]),
+        "prefill_tok_per_cpu_s": summary(prefill_cpu),
+        "decode_tok_per_cpu_s": summary(decode_cpu),
         "samples": samples,
     }
     if a.json:
@@ -129,7 +141,9 @@ def main():
     for name, key in [("prefill tok/s", "prefill_tok_s"), ("decode tok/s", "decode_tok_s"),
                       ("prefill tok/s (perf)", "perf_counter_prefill_tok_s"),
                       ("decode tok/s (perf)", "perf_counter_decode_tok_s"),
-                      ("TTFT ms", "ttft_ms"), ("E2E ms", "e2e_ms")]:
+                      ("TTFT ms", "ttft_ms"), ("E2E ms", "e2e_ms"),
+                      ("prefill tok/cpu-s", "prefill_tok_per_cpu_s"),
+                      ("decode tok/cpu-s", "decode_tok_per_cpu_s")]:
         s = report[key]
         print(f"{name:<24} {s['mean']:>10.2f} {s['median']:>10.2f} {s['min']:>10.2f} "
               f"{s['max']:>10.2f}")

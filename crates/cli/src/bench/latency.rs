@@ -2,7 +2,9 @@
 //!
 //! Each repetition submits one greedy request of `--input-len` random token ids with
 //! `ignore_eos` and `max_tokens = --output-len`, and times it from `submit`:
-//! prefill tok/s = input_len / TTFT, decode tok/s = (output_len - 1) / (E2E - TTFT).
+//! prefill tok/s = input_len / TTFT, decode tok/s = (output_len - 1) / (E2E - TTFT). The same
+//! rates per CPU-second (process CPU time of each phase) are reported as well: on a shared
+//! machine wall-clock rates measure the share of cores we got, CPU-second rates do not.
 //! Invariant: every repetition (warm-up included) draws fresh random ids, so the prefix cache
 //! cannot serve any prompt page (the report shows `cached_tokens`, which must be 0). With the
 //! default `--max-num-batched-tokens 512` a 512-token prompt is prefilled in one chunk.
@@ -14,6 +16,7 @@ use arle_engine::{start_engine, EngineHandle, GenerateEvent, GenerateRequest, Sa
 use rand::{Rng, SeedableRng};
 
 use crate::args::ModelArgs;
+use crate::bench::cpu_time::process_cpu_ms;
 use crate::bench::stats::Summary;
 
 #[derive(clap::Args, Debug)]
@@ -47,6 +50,9 @@ pub struct LatencySample {
     pub e2e_ms: f64,
     pub output_tokens: usize,
     pub cached_tokens: usize,
+    /// Process CPU time (all threads) until the first token, and after it; `None` off Linux.
+    pub prefill_cpu_ms: Option<f64>,
+    pub decode_cpu_ms: Option<f64>,
 }
 
 impl LatencySample {
@@ -73,6 +79,9 @@ pub struct LatencyReport {
     pub decode_tok_s: Summary,
     pub ttft_ms: Summary,
     pub e2e_ms: Summary,
+    /// Tokens per CPU-second (all threads): robust to other loads taking cores away.
+    pub prefill_tok_per_cpu_s: Summary,
+    pub decode_tok_per_cpu_s: Summary,
     pub samples: Vec<LatencySample>,
 }
 
@@ -106,6 +115,16 @@ pub fn run(args: LatencyArgs) -> anyhow::Result<LatencyReport> {
         .collect();
     let ttft: Vec<f64> = samples.iter().map(|s| s.ttft_ms).collect();
     let e2e: Vec<f64> = samples.iter().map(|s| s.e2e_ms).collect();
+    let prefill_cpu: Vec<f64> = samples
+        .iter()
+        .filter_map(|s| s.prefill_cpu_ms.filter(|&ms| ms > 0.0))
+        .map(|ms| args.input_len as f64 / (ms / 1e3))
+        .collect();
+    let decode_cpu: Vec<f64> = samples
+        .iter()
+        .filter_map(|s| s.decode_cpu_ms.filter(|&ms| ms > 0.0))
+        .map(|ms| (args.output_len.saturating_sub(1)) as f64 / (ms / 1e3))
+        .collect();
     Ok(LatencyReport {
         model,
         threads: arle_tensor::threads::cpu_threads(),
@@ -116,6 +135,8 @@ pub fn run(args: LatencyArgs) -> anyhow::Result<LatencyReport> {
         decode_tok_s: Summary::of(&decode),
         ttft_ms: Summary::of(&ttft),
         e2e_ms: Summary::of(&e2e),
+        prefill_tok_per_cpu_s: Summary::of(&prefill_cpu),
+        decode_tok_per_cpu_s: Summary::of(&decode_cpu),
         samples,
     })
 }
@@ -132,6 +153,7 @@ fn time_request(
         ignore_eos: true,
         ..SamplingParams::default()
     };
+    let cpu_start = process_cpu_ms();
     let start = Instant::now();
     let mut stream = handle
         .submit(GenerateRequest {
@@ -140,14 +162,19 @@ fn time_request(
         })
         .context("submitting the benchmark request")?;
     let mut first_token_ms = None;
+    let mut first_token_cpu = None;
     while let Some(event) = stream.blocking_next() {
         match event {
             GenerateEvent::Started { .. } => {}
             GenerateEvent::Token { .. } => {
-                first_token_ms.get_or_insert_with(|| start.elapsed().as_secs_f64() * 1e3);
+                if first_token_ms.is_none() {
+                    first_token_ms = Some(start.elapsed().as_secs_f64() * 1e3);
+                    first_token_cpu = process_cpu_ms();
+                }
             }
             GenerateEvent::Finished { usage, .. } => {
                 let e2e_ms = start.elapsed().as_secs_f64() * 1e3;
+                let cpu_end = process_cpu_ms();
                 let Some(ttft_ms) = first_token_ms else {
                     bail!("the request finished without generating a token");
                 };
@@ -156,6 +183,8 @@ fn time_request(
                     e2e_ms,
                     output_tokens: usage.completion_tokens,
                     cached_tokens: usage.cached_tokens,
+                    prefill_cpu_ms: first_token_cpu.zip(cpu_start).map(|(b, a)| b - a),
+                    decode_cpu_ms: cpu_end.zip(first_token_cpu).map(|(b, a)| b - a),
                 });
             }
             GenerateEvent::Error(e) => bail!("generation failed: {e}"),
@@ -183,9 +212,11 @@ pub fn print(report: &LatencyReport, json: bool) -> anyhow::Result<()> {
         ("decode tok/s", &report.decode_tok_s),
         ("TTFT ms", &report.ttft_ms),
         ("E2E ms", &report.e2e_ms),
+        ("prefill tok/cpu-s", &report.prefill_tok_per_cpu_s),
+        ("decode tok/cpu-s", &report.decode_tok_per_cpu_s),
     ] {
         println!(
-            "{name:<16} {:>10.2} {:>10.2} {:>10.2} {:>10.2}",
+            "{name:<18} {:>10.2} {:>10.2} {:>10.2} {:>10.2}",
             s.mean, s.median, s.min, s.max
         );
     }
@@ -207,6 +238,8 @@ mod tests {
             e2e_ms: 1770.0,
             output_tokens: 128,
             cached_tokens: 0,
+            prefill_cpu_ms: None,
+            decode_cpu_ms: None,
         };
         assert!((s.prefill_tok_s(512) - 1024.0).abs() < 1e-9);
         // 127 decode steps in 1.27 s

@@ -4,10 +4,11 @@
 //! - [`serve`]: load test of a running OpenAI-compatible server over HTTP.
 //!
 //! Shared pieces: [`stats`] (mean/median/p99), [`client`] (streaming completions),
-//! [`dataset`] (random or JSONL prompts). Reports print as a table or, with `--json`, as one
+//! [`dataset`] (random or JSONL prompts), [`cpu_time`] (process CPU time). Reports print as a table or, with `--json`, as one
 //! JSON object on stdout.
 
 pub mod client;
+pub mod cpu_time;
 pub mod dataset;
 pub mod latency;
 pub mod serve;
