@@ -25,6 +25,7 @@ use crate::{
 
 /// The token mixer of one layer.
 #[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)] // one per layer, never moved in a hot path
 pub enum Mixer {
     Linear(GatedDeltaNet),
     Attention(Attention),
@@ -32,6 +33,7 @@ pub enum Mixer {
 
 /// The channel mixer of one layer.
 #[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)] // one per layer, never moved in a hot path
 pub enum FeedForward {
     Dense(Mlp),
     Moe(SparseMoe),

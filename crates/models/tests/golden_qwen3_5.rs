@@ -3,6 +3,8 @@
 //! layer; Dk ≠ Dv, GVA r = 2, partial RoPE (rot 8). Also state snapshots → resume, batch
 //! invariance with a resumed and a fresh sequence, and the vision-language checkpoint layout.
 
+#![allow(clippy::unwrap_used)]
+
 mod golden_support;
 mod hybrid_support;
 

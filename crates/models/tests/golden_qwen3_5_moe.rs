@@ -3,12 +3,18 @@
 //! layers, 8 experts top-3 with a shared expert. Also snapshots → resume, batch invariance, the
 //! VL layout and the fused expert layout (HF writes per-expert keys; real checkpoints are fused).
 
+#![allow(clippy::unwrap_used)]
+
 mod golden_support;
 mod hybrid_support;
 
 use std::collections::BTreeMap;
 
 use arle_models::config::Architecture;
+use hybrid_support::RawTensors;
+
+/// (expert id, projection name, shape, bytes) of one per-expert tensor.
+type ExpertPart = (usize, String, Vec<usize>, Vec<u8>);
 
 const MODEL: &str = "qwen3_5_moe";
 
@@ -56,12 +62,9 @@ fn qwen3_5_moe_vision_language_layout_loads_to_identical_logits() {
 
 /// Per-expert `experts.{e}.{gate,up,down}_proj.weight` → fused `experts.gate_up_proj`
 /// `[E, 2·Ie, H]` (gate rows first) and `experts.down_proj` `[E, H, Ie]`.
-fn fuse_experts(
-    tensors: BTreeMap<String, (safetensors::Dtype, Vec<usize>, Vec<u8>)>,
-    num_experts: usize,
-) -> BTreeMap<String, (safetensors::Dtype, Vec<usize>, Vec<u8>)> {
+fn fuse_experts(tensors: RawTensors, num_experts: usize) -> RawTensors {
     let mut out = BTreeMap::new();
-    let mut fused: BTreeMap<String, Vec<(usize, String, Vec<usize>, Vec<u8>)>> = BTreeMap::new();
+    let mut fused: BTreeMap<String, Vec<ExpertPart>> = BTreeMap::new();
     for (name, (dt, shape, bytes)) in tensors {
         let Some((prefix, rest)) = name.split_once(".mlp.experts.") else {
             out.insert(name, (dt, shape, bytes));

@@ -2,7 +2,7 @@
 //! HF checkpoints in fixtures/golden/qwen3_5*/ (scripts/make_goldens.py) run through
 //! `load_model`, with state slots for the Gated DeltaNet layers.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -14,6 +14,11 @@ use arle_tensor::{Tensor, KV_BLOCK_TOKENS};
 use crate::golden_support::{
     assert_close, load, max_abs_diff, rel_diff, run, scattered_blocks, Golden, NUM_BLOCKS, P,
 };
+
+/// One safetensors entry: (dtype, shape, little-endian bytes).
+pub type RawTensor = (safetensors::Dtype, Vec<usize>, Vec<u8>);
+/// A whole safetensors file by name.
+pub type RawTensors = BTreeMap<String, RawTensor>;
 
 /// State slots in the test caches.
 pub const NUM_SLOTS: usize = 4;
@@ -233,10 +238,10 @@ pub fn check_snapshot_resume(model: &str, boundaries: &[usize]) -> f32 {
         cache.restore_state(1, &cap.snapshot).unwrap();
         let shared = p / KV_BLOCK_TOKENS;
         let mut resumed_table: Vec<u32> = table[..shared].to_vec();
-        for j in shared..pages {
+        for (j, &page) in table.iter().enumerate().skip(shared) {
             let fresh = (pages + j) as u32;
             if j == shared && p % KV_BLOCK_TOKENS != 0 {
-                cache.copy_block(table[j] as usize, fresh as usize); // copy-on-write tail page
+                cache.copy_block(page as usize, fresh as usize); // copy-on-write tail page
             }
             resumed_table.push(fresh);
         }
@@ -428,7 +433,7 @@ pub fn full_logits(dir: &Path, ids: &[u32]) -> Tensor {
 }
 
 /// Every tensor of a safetensors file: name → (dtype, shape, bytes).
-pub fn read_tensors(path: &Path) -> BTreeMap<String, (safetensors::Dtype, Vec<usize>, Vec<u8>)> {
+pub fn read_tensors(path: &Path) -> RawTensors {
     let bytes = std::fs::read(path).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     st.tensors()
@@ -437,10 +442,7 @@ pub fn read_tensors(path: &Path) -> BTreeMap<String, (safetensors::Dtype, Vec<us
         .collect()
 }
 
-pub fn write_tensors(
-    path: &Path,
-    tensors: &BTreeMap<String, (safetensors::Dtype, Vec<usize>, Vec<u8>)>,
-) {
+pub fn write_tensors(path: &Path, tensors: &RawTensors) {
     let views: Vec<(&str, safetensors::tensor::TensorView<'_>)> = tensors
         .iter()
         .map(|(n, (dt, shape, b))| {
