@@ -1,8 +1,11 @@
 //! Shared code of the `arle` and `infer` binaries: argument groups, model resolution and the
 //! subcommands. `anyhow` lives only in this crate.
 
+pub mod agent_run;
 pub mod args;
 pub mod bench;
+pub mod doctor;
+pub mod repl;
 pub mod run;
 pub mod serve;
 

@@ -1,4 +1,5 @@
-//! `arle`: the front door (run, serve; the agent REPL, training and eval arrive with their issues).
+//! `arle`: the front door. No subcommand: the interactive agent REPL; `--doctor`: what works on
+//! this machine; subcommands: run (one-shot agent), serve, bench.
 
 use clap::{Parser, Subcommand};
 
@@ -6,16 +7,29 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "arle",
     version,
-    about = "ARLE: LLM serving, local agents, distillation and eval"
+    about = "ARLE: LLM serving, local agents, distillation and eval",
+    args_conflicts_with_subcommands = true
 )]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+    /// Report backends, sandbox, tool interpreters, model resolution and cache paths.
+    #[arg(long)]
+    doctor: bool,
+    /// With --doctor: one JSON document.
+    #[arg(long, requires = "doctor")]
+    json: bool,
+    /// With --doctor: exit non-zero when something required is missing.
+    #[arg(long, requires = "doctor")]
+    strict: bool,
+    /// The REPL's flags (model, sampling, agent).
+    #[command(flatten)]
+    repl: arle_cli::repl::ReplArgs,
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// One prompt, one reply, printed to stdout.
+    /// One-shot agent: one prompt (--prompt or --stdin), tools on unless --no-tools.
     Run(arle_cli::run::RunArgs),
     /// The OpenAI-compatible server (same as `infer`).
     Serve(arle_cli::serve::ServeArgs),
@@ -25,12 +39,19 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     arle_cli::init_logging();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    if cli.doctor {
+        let code = arle_cli::doctor::doctor(&arle_cli::doctor::DoctorOptions {
+            json: cli.json,
+            strict: cli.strict,
+            model: cli.repl.model.model.clone(),
+        });
+        std::process::exit(code);
+    }
+    match cli.command {
         Some(Command::Run(args)) => arle_cli::run::run(args).map(|_| ()),
         Some(Command::Serve(args)) => arle_cli::serve::serve(args),
         Some(Command::Bench(args)) => arle_cli::bench::run(args),
-        None => anyhow::bail!(
-            "the interactive agent is not built yet; try `arle run --prompt ...` or `arle serve`"
-        ),
+        None => arle_cli::repl::repl(cli.repl),
     }
 }
