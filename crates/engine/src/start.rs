@@ -61,11 +61,15 @@ pub fn start_engine_with_model(
     } = parts;
     let tokenizer = Arc::new(tokenizer);
     let model_ctx = model.info().max_context_tokens;
-    let max_context_tokens = config.max_model_len.map_or(model_ctx, |m| m.min(model_ctx));
-    let num_blocks = kv_blocks(&config, &model.info().cache, max_context_tokens);
+    let wanted_context_tokens = config.max_model_len.map_or(model_ctx, |m| m.min(model_ctx));
+    let num_blocks = kv_blocks(&config, &model.info().cache, wanted_context_tokens);
     let kv_capacity_tokens = (num_blocks - 1) * BLOCK_TOKENS;
-    if kv_capacity_tokens < max_context_tokens.min(AUTO_KV_TOKENS_PER_SEQ) {
-        tracing::warn!("KV cache holds {kv_capacity_tokens} tokens, less than one context");
+    // One sequence must always fit the pool: a smaller pool shortens the context.
+    let max_context_tokens = wanted_context_tokens.min(kv_capacity_tokens);
+    if max_context_tokens < wanted_context_tokens {
+        tracing::warn!(
+            "KV cache holds {kv_capacity_tokens} tokens: context limited to that (model: {wanted_context_tokens})"
+        );
     }
     let mut eos_token_ids = model_eos_ids;
     for &id in tokenizer.eos_ids() {
@@ -157,7 +161,9 @@ fn kv_blocks(
     max_context_tokens: usize,
 ) -> usize {
     let tokens = config.kv_cache_tokens.unwrap_or_else(|| {
-        let wanted = config.max_num_seqs * max_context_tokens.min(AUTO_KV_TOKENS_PER_SEQ);
+        // Room for max_num_seqs typical contexts, and always for one full context.
+        let wanted = (config.max_num_seqs * max_context_tokens.min(AUTO_KV_TOKENS_PER_SEQ))
+            .max(max_context_tokens);
         let per_token = spec.kv_bytes_per_token().max(1);
         wanted.min(config.max_kv_cache_bytes / per_token)
     });

@@ -11,8 +11,7 @@ use arle_api::{
     ResponseMessage, Usage,
 };
 use arle_engine::tokenizer::{
-    ChatMessage as TemplateMessage, ContentPart as TemplatePart, MessageContent as TemplateContent,
-    RenderOptions,
+    ChatMessage as TemplateMessage, MessageContent as TemplateContent, RenderOptions,
 };
 use arle_engine::GenerateEvent;
 use axum::response::sse::Event;
@@ -39,16 +38,17 @@ struct ChatContext {
     n: u32,
 }
 
+/// Text parts are joined with `\n` into one string (vLLM's "string" content format): most
+/// templates concatenate `message.content` and cannot take a list.
 fn to_template_message(m: &ChatMessage) -> TemplateMessage {
     let content = m.content.as_ref().map(|c| match c {
         MessageContent::Text(text) => TemplateContent::Text(text.clone()),
-        MessageContent::Parts(parts) => TemplateContent::Parts(
+        MessageContent::Parts(parts) => TemplateContent::Text(
             parts
                 .iter()
-                .map(|arle_api::ContentPart::Text { text }| TemplatePart::Text {
-                    text: text.clone(),
-                })
-                .collect(),
+                .map(|arle_api::ContentPart::Text { text }| text.as_str())
+                .collect::<Vec<_>>()
+                .join("\n"),
         ),
     });
     let tool_calls = m.tool_calls.as_ref().map(|calls| {
