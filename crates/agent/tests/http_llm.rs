@@ -1,0 +1,118 @@
+//! `HttpLlm` against a scripted local HTTP server (loopback only): the request it sends
+//! (model, messages with tool-call arguments as JSON strings, tools, auth header, stream) and
+//! the SSE stream it reads (content deltas, tool-call fragments by index, usage, `[DONE]`).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::mpsc;
+
+use arle_agent::{CancelFlag, HttpLlm, HttpSampling, Llm, LlmFinish, LlmRequest, ToolKind};
+use arle_engine::tokenizer::ChatMessage;
+use serde_json::{json, Value as Json};
+
+/// Serves one request with `sse` lines; sends back (request line + headers, body).
+fn serve_once(sse: Vec<String>) -> (String, mpsc::Receiver<(String, Json)>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut head = String::new();
+        let mut length = 0;
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap();
+            }
+            if line == "\r\n" {
+                break;
+            }
+            head.push_str(&line);
+        }
+        let mut body = vec![0u8; length];
+        reader.read_exact(&mut body).unwrap();
+        let mut stream = stream;
+        let mut out = String::from(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n",
+        );
+        for line in sse {
+            out.push_str(&format!("data: {line}\n\n"));
+        }
+        stream.write_all(out.as_bytes()).unwrap();
+        tx.send((head, serde_json::from_slice(&body).unwrap())).unwrap();
+    });
+    (url, rx)
+}
+
+fn chunk(delta: Json, finish: Option<&str>) -> String {
+    json!({"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}).to_string()
+}
+
+#[test]
+fn streams_text_tool_calls_and_usage() {
+    let sse = vec![
+        chunk(json!({"role": "assistant", "content": "Hel"}), None),
+        chunk(json!({"content": "lo"}), None),
+        chunk(json!({"tool_calls": [{"index": 0, "id": "call_a", "function": {"name": "shell", "arguments": "{\"comm"}}]}), None),
+        chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": "and\": \"ls\"}"}}]}), None),
+        chunk(json!({"tool_calls": [{"index": 1, "id": "call_b", "function": {"name": "python", "arguments": "{}"}}]}), Some("tool_calls")),
+        json!({"choices": [], "usage": {"prompt_tokens": 30, "completion_tokens": 9, "prompt_tokens_details": {"cached_tokens": 16}}}).to_string(),
+        "[DONE]".to_string(),
+    ];
+    let (url, rx) = serve_once(sse);
+    let mut llm = HttpLlm::connect(
+        &format!("{url}/v1"),
+        Some("sekrit".into()),
+        Some("m1".into()),
+        HttpSampling { max_tokens: Some(64), temperature: Some(0.0), ..Default::default() },
+    )
+    .unwrap();
+    let mut history = vec![ChatMessage::new("user", "list files")];
+    history.push(ChatMessage {
+        role: "assistant".into(),
+        content: None,
+        name: None,
+        tool_calls: Some(vec![json!({"id": "c0", "type": "function", "function": {"name": "shell", "arguments": {"command": "pwd"}}})]),
+        tool_call_id: None,
+    });
+    history.push(ChatMessage {
+        role: "tool".into(),
+        content: Some(arle_engine::tokenizer::MessageContent::Text("/tmp".into())),
+        name: None,
+        tool_calls: None,
+        tool_call_id: Some("c0".into()),
+    });
+    let tools: Vec<_> = ToolKind::ALL.into_iter().map(ToolKind::schema).collect();
+    let mut streamed = Vec::new();
+    let response = llm
+        .complete(
+            &LlmRequest { messages: &history, tools: Some(&tools) },
+            &mut |t| streamed.push(t.to_string()),
+            &CancelFlag::new(),
+        )
+        .unwrap();
+    assert_eq!(streamed, ["Hel", "lo"]);
+    assert_eq!(response.text, "Hello");
+    assert_eq!(response.finish, LlmFinish::Stop);
+    assert_eq!(response.usage.prompt_tokens, 30);
+    assert_eq!(response.usage.completion_tokens, 9);
+    assert_eq!(response.usage.cached_tokens, 16);
+    assert_eq!(response.native_tool_calls.len(), 2);
+    assert_eq!(response.native_tool_calls[0].id, "call_a");
+    assert_eq!(response.native_tool_calls[0].arguments, json!({"command": "ls"}));
+    assert_eq!(response.native_tool_calls[1].name, "python");
+    assert!(response.prompt_token_ids.is_none());
+
+    let (head, body) = rx.recv().unwrap();
+    assert!(head.starts_with("POST /v1/chat/completions "), "{head}");
+    assert!(head.to_ascii_lowercase().contains("authorization: bearer sekrit"), "{head}");
+    assert_eq!(body["model"], "m1");
+    assert_eq!(body["stream"], true);
+    assert_eq!(body["max_tokens"], 64);
+    assert_eq!(body["tools"][0]["function"]["name"], "shell");
+    let args = &body["messages"][1]["tool_calls"][0]["function"]["arguments"];
+    assert_eq!(args.as_str().map(|s| serde_json::from_str::<Json>(s).unwrap()), Some(json!({"command": "pwd"})));
+    assert_eq!(body["messages"][2]["tool_call_id"], "c0");
+}
