@@ -138,7 +138,8 @@ impl Agent {
     pub fn reset(&mut self) {
         self.messages.clear();
         if let Some(system) = &self.config.system_prompt {
-            self.messages.push(ChatMessage::new("system", system.as_str()));
+            self.messages
+                .push(ChatMessage::new("system", system.as_str()));
         }
         self.stats = AgentStats::default();
     }
@@ -175,8 +176,8 @@ impl Agent {
 
     /// Replaces the conversation with one written by [`Agent::save`].
     pub fn load(&mut self, path: &Path) -> Result<(), AgentError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(io_err(format!("reading {}", path.display())))?;
+        let text =
+            std::fs::read_to_string(path).map_err(io_err(format!("reading {}", path.display())))?;
         let json_err = |source| AgentError::Json {
             context: format!("reading {}", path.display()),
             source,
@@ -213,7 +214,12 @@ impl Agent {
                 model_call: self.stats.model_calls - 1,
             };
             let calls = if !response.native_tool_calls.is_empty() {
-                response.native_tool_calls.iter().cloned().map(ParsedCall::Call).collect()
+                response
+                    .native_tool_calls
+                    .iter()
+                    .cloned()
+                    .map(ParsedCall::Call)
+                    .collect()
             } else if self.tools.is_some() {
                 parsed.calls.clone()
             } else {
@@ -229,7 +235,8 @@ impl Agent {
                 _ => None,
             };
             if let Some(stop) = stop {
-                self.messages.push(assistant(Some(response.text.clone()), None));
+                self.messages
+                    .push(assistant(Some(response.text.clone()), None));
                 self.write_trace(position, &response, &[], &[])?;
                 outcome.stop = stop;
                 return Ok(outcome);

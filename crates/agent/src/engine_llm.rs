@@ -58,7 +58,9 @@ impl EngineLlm {
             }
         };
         if uses_tools {
-            return Ok(self.handle.render_chat(request.messages, &opts(Some(tools)))?);
+            return Ok(self
+                .handle
+                .render_chat(request.messages, &opts(Some(tools)))?);
         }
         let messages = with_tool_instructions(request.messages, tools);
         Ok(self.handle.render_chat(&messages, &opts(None))?)
@@ -126,7 +128,11 @@ impl Llm for EngineLlm {
             };
             match event {
                 GenerateEvent::Started { cached_tokens, .. } => usage.cached_tokens = cached_tokens,
-                GenerateEvent::Token { token_id, text: piece, .. } => {
+                GenerateEvent::Token {
+                    token_id,
+                    text: piece,
+                    ..
+                } => {
                     response_token_ids.push(token_id);
                     text.push_str(&piece);
                     on_text(&piece);

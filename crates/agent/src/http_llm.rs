@@ -166,7 +166,11 @@ impl SseAccumulator {
             piece.push_str(content);
             self.text.push_str(content);
         }
-        for call in choice["delta"]["tool_calls"].as_array().into_iter().flatten() {
+        for call in choice["delta"]["tool_calls"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
             let index = call["index"].as_u64().unwrap_or(0) as usize;
             if self.calls.len() <= index {
                 self.calls.resize(index + 1, Default::default());
@@ -199,7 +203,11 @@ impl SseAccumulator {
             .iter()
             .enumerate()
             .map(|(i, (id, name, args))| ToolCall {
-                id: if id.is_empty() { format!("call_{i}") } else { id.clone() },
+                id: if id.is_empty() {
+                    format!("call_{i}")
+                } else {
+                    id.clone()
+                },
                 name: name.clone(),
                 arguments: serde_json::from_str::<Json>(args)
                     .ok()

@@ -159,7 +159,9 @@ fn is_call_shaped(value: &Json) -> bool {
             .is_some_and(Json::is_string);
     let has_args = obj.contains_key("arguments")
         || obj.contains_key("parameters")
-        || obj.get("function").is_some_and(|f| f.get("arguments").is_some());
+        || obj
+            .get("function")
+            .is_some_and(|f| f.get("arguments").is_some());
     has_name && has_args
 }
 
@@ -279,7 +281,9 @@ impl ToolCallStream {
             return StreamMode::Undecided;
         }
         if head.starts_with('{')
-            || head.starts_with('[') && !MISTRAL_TAG.starts_with(head) && !head.starts_with(MISTRAL_TAG)
+            || head.starts_with('[')
+                && !MISTRAL_TAG.starts_with(head)
+                && !head.starts_with(MISTRAL_TAG)
         {
             return StreamMode::Json;
         }
@@ -325,6 +329,8 @@ impl ToolCallStream {
 fn longest_tag_prefix_suffix(text: &str, tag: &str) -> usize {
     (1..tag.len().min(text.len() + 1))
         .rev()
-        .find(|&k| text.is_char_boundary(text.len() - k) && tag.starts_with(&text[text.len() - k..]))
+        .find(|&k| {
+            text.is_char_boundary(text.len() - k) && tag.starts_with(&text[text.len() - k..])
+        })
         .unwrap_or(0)
 }

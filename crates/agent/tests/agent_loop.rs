@@ -2,6 +2,8 @@
 //! malformed-call recovery, the max-turns stop, tool timeout and output truncation, declined
 //! calls, plain chat, the trace file and save/load.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -132,14 +134,20 @@ fn tool_call_then_result_then_final_answer() {
         approve: true,
         ..Default::default()
     };
-    let out = agent.send("run echo", &mut rec, &CancelFlag::new()).unwrap();
+    let out = agent
+        .send("run echo", &mut rec, &CancelFlag::new())
+        .unwrap();
     assert_eq!(out.stop, StopReason::Answered);
     assert_eq!(out.model_calls, 2);
     assert_eq!(out.final_text, "The tool printed hello-from-tool.");
     assert_eq!(out.tool_calls.len(), 1);
     let result = &out.tool_calls[0].result;
     assert_eq!(result.exit_code, Some(0));
-    assert!(result.content.contains("hello-from-tool"), "{}", result.content);
+    assert!(
+        result.content.contains("hello-from-tool"),
+        "{}",
+        result.content
+    );
     // The second model call saw: user, assistant(tool_calls), tool(result).
     let seen = seen.lock().unwrap();
     let second = &seen[1];
@@ -172,7 +180,10 @@ fn malformed_call_is_returned_to_the_model() {
     let last = seen[1].last().unwrap();
     assert_eq!(last.role, "user");
     let text = last.content.as_ref().unwrap().joined_text();
-    assert!(text.contains("[tool-call error]") && text.contains("invalid JSON"), "{text}");
+    assert!(
+        text.contains("[tool-call error]") && text.contains("invalid JSON"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -184,7 +195,9 @@ fn max_turns_stops_a_model_that_keeps_calling() {
         ..Default::default()
     };
     let mut agent = Agent::new(Box::new(llm), Some(s.tools.clone()), config);
-    let out = agent.send("loop", &mut SilentObserver, &CancelFlag::new()).unwrap();
+    let out = agent
+        .send("loop", &mut SilentObserver, &CancelFlag::new())
+        .unwrap();
     assert_eq!(out.stop, StopReason::MaxTurns);
     assert_eq!(out.model_calls, 3);
     assert_eq!(out.tool_calls.len(), 3);
@@ -197,8 +210,14 @@ fn tool_timeout_kills_the_process() {
     let (llm, _) = ScriptedLlm::new(&[&shell_call("echo start; sleep 30; echo never"), "done"]);
     let mut agent = Agent::new(Box::new(llm), Some(s.tools.clone()), AgentConfig::default());
     let started = Instant::now();
-    let out = agent.send("sleep", &mut SilentObserver, &CancelFlag::new()).unwrap();
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    let out = agent
+        .send("sleep", &mut SilentObserver, &CancelFlag::new())
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
     let result = &out.tool_calls[0].result;
     assert!(result.timed_out);
     assert_eq!(result.exit_code, None);
@@ -212,12 +231,18 @@ fn long_output_is_truncated_and_says_so() {
     let s = tools(Duration::from_secs(10), 100);
     let (llm, _) = ScriptedLlm::new(&[&shell_call("head -c 10000 /dev/zero | tr '\\0' x"), "ok"]);
     let mut agent = Agent::new(Box::new(llm), Some(s.tools.clone()), AgentConfig::default());
-    let out = agent.send("big", &mut SilentObserver, &CancelFlag::new()).unwrap();
+    let out = agent
+        .send("big", &mut SilentObserver, &CancelFlag::new())
+        .unwrap();
     let result = &out.tool_calls[0].result;
     assert!(result.truncated);
     let run = "x".repeat(100);
     assert!(result.content.contains(&run) && !result.content.contains(&format!("{run}x")));
-    assert!(result.content.contains("9900 more bytes"), "{}", result.content);
+    assert!(
+        result.content.contains("9900 more bytes"),
+        "{}",
+        result.content
+    );
 }
 
 #[test]
@@ -254,23 +279,33 @@ fn trace_lines_have_ids_and_generated_mask() {
     let (llm, _) = ScriptedLlm::new(&[&shell_call("echo t"), "final"]);
     let mut agent = Agent::new(Box::new(llm), Some(s.tools.clone()), AgentConfig::default());
     agent.set_trace(TraceWriter::create(&path).unwrap());
-    agent.send("x", &mut SilentObserver, &CancelFlag::new()).unwrap();
+    agent
+        .send("x", &mut SilentObserver, &CancelFlag::new())
+        .unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
-    let lines: Vec<serde_json::Value> =
-        text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 2);
     for (i, line) in lines.iter().enumerate() {
         assert_eq!(line["model_call"], i);
         let prompt = line["prompt_token_ids"].as_array().unwrap().len();
         let response = line["response_token_ids"].as_array().unwrap().len();
         let mask = line["generated_mask"].as_array().unwrap();
-        assert_eq!(line["token_ids"].as_array().unwrap().len(), prompt + response);
+        assert_eq!(
+            line["token_ids"].as_array().unwrap().len(),
+            prompt + response
+        );
         assert_eq!(mask.len(), prompt + response);
         assert!(mask[..prompt].iter().all(|m| m == 0));
         assert!(mask[prompt..].iter().all(|m| m == 1));
     }
     assert_eq!(lines[0]["tool_calls"][0]["function"]["name"], "shell");
-    assert!(lines[0]["tool_results"][0]["content"].as_str().unwrap().contains('t'));
+    assert!(lines[0]["tool_results"][0]["content"]
+        .as_str()
+        .unwrap()
+        .contains('t'));
     assert_eq!(lines[1]["response_text"], "final");
 }
 
@@ -278,7 +313,9 @@ fn trace_lines_have_ids_and_generated_mask() {
 fn save_and_load_round_trip() {
     let (llm, _) = ScriptedLlm::new(&["hello there"]);
     let mut agent = Agent::new(Box::new(llm), None, AgentConfig::default());
-    agent.send("hi", &mut SilentObserver, &CancelFlag::new()).unwrap();
+    agent
+        .send("hi", &mut SilentObserver, &CancelFlag::new())
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("conv.json");
     agent.save(&path).unwrap();

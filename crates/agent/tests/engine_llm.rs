@@ -3,6 +3,8 @@
 //! turns (cached tokens > 0); cancellation stops a generation early; tools reach a template
 //! without tool support through the Hermes instructions in the system message.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 
 use arle_agent::{
@@ -18,7 +20,11 @@ fn smollm2_gguf() -> PathBuf {
     }
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(p.is_file(), "{} is missing: run scripts/fetch-test-assets.sh", p.display());
+    assert!(
+        p.is_file(),
+        "{} is missing: run scripts/fetch-test-assets.sh",
+        p.display()
+    );
     p
 }
 
@@ -50,7 +56,10 @@ fn second_turn_extends_the_first_and_hits_the_prefix_cache() {
     let mut streamed = String::new();
     let first = llm
         .complete(
-            &LlmRequest { messages: &messages, tools: None },
+            &LlmRequest {
+                messages: &messages,
+                tools: None,
+            },
             &mut |t| streamed.push_str(t),
             &cancel,
         )
@@ -60,11 +69,21 @@ fn second_turn_extends_the_first_and_hits_the_prefix_cache() {
     messages.push(ChatMessage::new("assistant", first.text.clone()));
     messages.push(ChatMessage::new("user", "And three animals?"));
     let second = llm
-        .complete(&LlmRequest { messages: &messages, tools: None }, &mut |_| {}, &cancel)
+        .complete(
+            &LlmRequest {
+                messages: &messages,
+                tools: None,
+            },
+            &mut |_| {},
+            &cancel,
+        )
         .unwrap();
     let p1 = first.prompt_token_ids.as_ref().unwrap();
     let p2 = second.prompt_token_ids.as_ref().unwrap();
-    assert!(p2.starts_with(p1), "turn 2's prompt does not extend turn 1's");
+    assert!(
+        p2.starts_with(p1),
+        "turn 2's prompt does not extend turn 1's"
+    );
     assert!(p2.len() > p1.len() + 4);
     assert_eq!(first.usage.cached_tokens, 0);
     assert!(
@@ -73,7 +92,10 @@ fn second_turn_extends_the_first_and_hits_the_prefix_cache() {
         second.usage.cached_tokens,
         p1.len()
     );
-    assert_eq!(first.usage.completion_tokens, first.response_token_ids.unwrap().len());
+    assert_eq!(
+        first.usage.completion_tokens,
+        first.response_token_ids.unwrap().len()
+    );
     handle.shutdown();
 }
 
@@ -82,11 +104,17 @@ fn cancel_stops_generation() {
     let handle = engine();
     let mut llm = EngineLlm::new(handle.clone(), greedy(400));
     let cancel = CancelFlag::new();
-    let messages = [ChatMessage::new("user", "Write a very long story about the sea.")];
+    let messages = [ChatMessage::new(
+        "user",
+        "Write a very long story about the sea.",
+    )];
     let mut pieces = 0;
     let response = llm
         .complete(
-            &LlmRequest { messages: &messages, tools: None },
+            &LlmRequest {
+                messages: &messages,
+                tools: None,
+            },
             &mut |_| {
                 pieces += 1;
                 if pieces == 5 {
@@ -97,7 +125,11 @@ fn cancel_stops_generation() {
         )
         .unwrap();
     assert_eq!(response.finish, LlmFinish::Cancelled);
-    assert!(response.usage.completion_tokens < 20, "{}", response.usage.completion_tokens);
+    assert!(
+        response.usage.completion_tokens < 20,
+        "{}",
+        response.usage.completion_tokens
+    );
     handle.shutdown();
 }
 
@@ -108,15 +140,25 @@ fn tools_reach_a_template_without_tool_support() {
     let tools: Vec<_> = ToolKind::ALL.into_iter().map(ToolKind::schema).collect();
     let messages = [ChatMessage::new("user", "hi")];
     let prompt = llm
-        .render(&LlmRequest { messages: &messages, tools: Some(&tools) })
+        .render(&LlmRequest {
+            messages: &messages,
+            tools: Some(&tools),
+        })
         .unwrap();
     assert!(prompt.contains(&tool_instructions(&tools)), "{prompt}");
     assert!(prompt.contains("\"name\":\"shell\""));
-    let plain = llm.render(&LlmRequest { messages: &messages, tools: None }).unwrap();
+    let plain = llm
+        .render(&LlmRequest {
+            messages: &messages,
+            tools: None,
+        })
+        .unwrap();
     assert!(!plain.contains("<tool_call>"));
     // And a full agent turn runs end to end on the real model.
     let mut agent = Agent::new(Box::new(llm), None, AgentConfig::default());
-    let out = agent.send("Say hello.", &mut SilentObserver, &CancelFlag::new()).unwrap();
+    let out = agent
+        .send("Say hello.", &mut SilentObserver, &CancelFlag::new())
+        .unwrap();
     assert_eq!(out.model_calls, 1);
     assert!(out.usage.completion_tokens > 0);
     handle.shutdown();

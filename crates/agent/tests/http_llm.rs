@@ -2,6 +2,8 @@
 //! (model, messages with tool-call arguments as JSON strings, tools, auth header, stream) and
 //! the SSE stream it reads (content deltas, tool-call fragments by index, usage, `[DONE]`).
 
+#![allow(clippy::unwrap_used)]
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::mpsc;
@@ -41,7 +43,8 @@ fn serve_once(sse: Vec<String>) -> (String, mpsc::Receiver<(String, Json)>) {
             out.push_str(&format!("data: {line}\n\n"));
         }
         stream.write_all(out.as_bytes()).unwrap();
-        tx.send((head, serde_json::from_slice(&body).unwrap())).unwrap();
+        tx.send((head, serde_json::from_slice(&body).unwrap()))
+            .unwrap();
     });
     (url, rx)
 }
@@ -66,7 +69,11 @@ fn streams_text_tool_calls_and_usage() {
         &format!("{url}/v1"),
         Some("sekrit".into()),
         Some("m1".into()),
-        HttpSampling { max_tokens: Some(64), temperature: Some(0.0), ..Default::default() },
+        HttpSampling {
+            max_tokens: Some(64),
+            temperature: Some(0.0),
+            ..Default::default()
+        },
     )
     .unwrap();
     let mut history = vec![ChatMessage::new("user", "list files")];
@@ -88,7 +95,10 @@ fn streams_text_tool_calls_and_usage() {
     let mut streamed = Vec::new();
     let response = llm
         .complete(
-            &LlmRequest { messages: &history, tools: Some(&tools) },
+            &LlmRequest {
+                messages: &history,
+                tools: Some(&tools),
+            },
             &mut |t| streamed.push(t.to_string()),
             &CancelFlag::new(),
         )
@@ -101,18 +111,29 @@ fn streams_text_tool_calls_and_usage() {
     assert_eq!(response.usage.cached_tokens, 16);
     assert_eq!(response.native_tool_calls.len(), 2);
     assert_eq!(response.native_tool_calls[0].id, "call_a");
-    assert_eq!(response.native_tool_calls[0].arguments, json!({"command": "ls"}));
+    assert_eq!(
+        response.native_tool_calls[0].arguments,
+        json!({"command": "ls"})
+    );
     assert_eq!(response.native_tool_calls[1].name, "python");
     assert!(response.prompt_token_ids.is_none());
 
     let (head, body) = rx.recv().unwrap();
     assert!(head.starts_with("POST /v1/chat/completions "), "{head}");
-    assert!(head.to_ascii_lowercase().contains("authorization: bearer sekrit"), "{head}");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("authorization: bearer sekrit"),
+        "{head}"
+    );
     assert_eq!(body["model"], "m1");
     assert_eq!(body["stream"], true);
     assert_eq!(body["max_tokens"], 64);
     assert_eq!(body["tools"][0]["function"]["name"], "shell");
     let args = &body["messages"][1]["tool_calls"][0]["function"]["arguments"];
-    assert_eq!(args.as_str().map(|s| serde_json::from_str::<Json>(s).unwrap()), Some(json!({"command": "pwd"})));
+    assert_eq!(
+        args.as_str()
+            .map(|s| serde_json::from_str::<Json>(s).unwrap()),
+        Some(json!({"command": "pwd"}))
+    );
     assert_eq!(body["messages"][2]["tool_call_id"], "c0");
 }

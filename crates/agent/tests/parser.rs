@@ -2,6 +2,8 @@
 //! several calls per message, malformed calls, and every way of splitting a message into
 //! stream chunks.
 
+#![allow(clippy::unwrap_used)]
+
 use arle_agent::{parse_tool_calls, ParsedCall, ToolCall, ToolCallStream};
 use serde_json::json;
 
@@ -51,7 +53,10 @@ fn llama3_json_call_and_python_tag_and_semicolons() {
 
     let tagged = format!("<|python_tag|>{LLAMA3_CALL}; {{\"name\": \"shell\", \"parameters\": {{\"command\": \"date\"}}}}");
     let got = calls(&tagged);
-    assert_eq!(got.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["get_weather", "shell"]);
+    assert_eq!(
+        got.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+        ["get_weather", "shell"]
+    );
     assert_eq!(parse_tool_calls(&tagged).content, "");
 }
 
@@ -85,10 +90,14 @@ fn malformed_calls_are_reported_not_fatal() {
     for text in cases {
         let parsed = parse_tool_calls(text);
         assert_eq!(parsed.calls.len(), 1, "{text}");
-        assert!(matches!(parsed.calls[0], ParsedCall::Malformed { .. }), "{text}: {parsed:?}");
+        assert!(
+            matches!(parsed.calls[0], ParsedCall::Malformed { .. }),
+            "{text}: {parsed:?}"
+        );
     }
     // A good call next to a bad one keeps the good one.
-    let mixed = "<tool_call>{\"name\": \"a\", \"arguments\": {}}</tool_call><tool_call>{oops}</tool_call>";
+    let mixed =
+        "<tool_call>{\"name\": \"a\", \"arguments\": {}}</tool_call><tool_call>{oops}</tool_call>";
     let parsed = parse_tool_calls(mixed);
     assert!(matches!(&parsed.calls[0], ParsedCall::Call(c) if c.name == "a"));
     assert!(matches!(parsed.calls[1], ParsedCall::Malformed { .. }));
@@ -127,10 +136,20 @@ fn streaming_any_chunking_gives_the_same_calls_and_hides_markup() {
         for size in 1..=text.len() {
             let (shown, parsed) = stream(text, size);
             assert_eq!(parsed, whole, "{text:?} in chunks of {size}");
-            assert!(!shown.contains("<tool_call>") && !shown.contains("python_tag"), "{shown:?}");
-            assert!(!shown.contains("\"arguments\"") && !shown.contains("\"parameters\""), "{shown:?}");
+            assert!(
+                !shown.contains("<tool_call>") && !shown.contains("python_tag"),
+                "{shown:?}"
+            );
+            assert!(
+                !shown.contains("\"arguments\"") && !shown.contains("\"parameters\""),
+                "{shown:?}"
+            );
             let squash = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
-            assert_eq!(squash(&shown), squash(&whole.content), "{text:?} in chunks of {size}");
+            assert_eq!(
+                squash(&shown),
+                squash(&whole.content),
+                "{text:?} in chunks of {size}"
+            );
         }
     }
 }

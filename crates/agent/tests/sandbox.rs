@@ -3,6 +3,8 @@
 //! listener in this test process; both must fail, while writing inside the work directory
 //! works. With no sandbox the same tools succeed (the control that shows the tests can fail).
 
+#![allow(clippy::unwrap_used)]
+
 use std::net::TcpListener;
 use std::path::Path;
 use std::time::Duration;
@@ -70,17 +72,35 @@ fn connect_local(reg: &ToolRegistry) -> ToolResult {
 fn assert_confined(backend: SandboxBackend) {
     let d = dirs();
     let reg = registry(backend.clone(), &d);
-    let inside = run(&reg, "shell", "command", "echo ok > inside.txt && cat inside.txt && echo t > $TMPDIR/t && cat $TMPDIR/t");
+    let inside = run(
+        &reg,
+        "shell",
+        "command",
+        "echo ok > inside.txt && cat inside.txt && echo t > $TMPDIR/t && cat $TMPDIR/t",
+    );
     assert_eq!(inside.exit_code, Some(0), "{backend:?}: {}", inside.content);
     assert!(d.work.path().join("inside.txt").exists(), "{backend:?}");
     let py = run(&reg, "python", "code", "print(6 * 7)");
     assert_eq!(py.exit_code, Some(0), "{backend:?}: {}", py.content);
     assert!(py.content.contains("42"), "{backend:?}: {}", py.content);
     let (outside, escaped) = write_outside(&reg, d.outside.path());
-    assert!(!escaped, "{backend:?} let a tool write outside: {}", outside.content);
-    assert_ne!(outside.exit_code, Some(0), "{backend:?}: {}", outside.content);
+    assert!(
+        !escaped,
+        "{backend:?} let a tool write outside: {}",
+        outside.content
+    );
+    assert_ne!(
+        outside.exit_code,
+        Some(0),
+        "{backend:?}: {}",
+        outside.content
+    );
     let net = connect_local(&reg);
-    assert!(!net.content.contains("CONNECTED"), "{backend:?}: {}", net.content);
+    assert!(
+        !net.content.contains("CONNECTED"),
+        "{backend:?}: {}",
+        net.content
+    );
     assert_ne!(net.exit_code, Some(0), "{backend:?}: {}", net.content);
 }
 
@@ -106,7 +126,10 @@ fn probed_backends_confine_writes_and_network() {
     }
     if report.landlock_works {
         let abi = report.landlock_abi.unwrap();
-        assert!(abi >= 4, "network denial needs Landlock ABI 4, kernel has {abi}");
+        assert!(
+            abi >= 4,
+            "network denial needs Landlock ABI 4, kernel has {abi}"
+        );
         assert_confined(SandboxBackend::Landlock { abi });
         tested += 1;
     }

@@ -43,7 +43,10 @@ pub fn report(model: Option<&str>) -> Json {
     let mut problems = Vec::new();
     let sandbox = probe();
     if sandbox.backend == SandboxBackend::None {
-        problems.push("no working sandbox for tools (install bubblewrap, or a kernel with Landlock)".to_string());
+        problems.push(
+            "no working sandbox for tools (install bubblewrap, or a kernel with Landlock)"
+                .to_string(),
+        );
     }
     let tools = json!({
         "bash": interpreter("bash", &["--version"]),
@@ -127,8 +130,16 @@ fn hf_home() -> Option<PathBuf> {
 fn interpreter(program: &str, args: &[&str]) -> Json {
     match Command::new(program).args(args).output() {
         Ok(out) if out.status.success() => {
-            let text = if out.stdout.is_empty() { out.stderr } else { out.stdout };
-            let version = String::from_utf8_lossy(&text).lines().next().unwrap_or("").to_string();
+            let text = if out.stdout.is_empty() {
+                out.stderr
+            } else {
+                out.stdout
+            };
+            let version = String::from_utf8_lossy(&text)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string();
             json!({ "found": true, "version": version })
         }
         Ok(out) => json!({ "found": false, "detail": format!("exited with {}", out.status) }),
@@ -183,7 +194,10 @@ fn model_resolution(spec: Option<&str>) -> Json {
 
 fn print_text(report: &Json) {
     let mark = |ok: bool| if ok { "ok " } else { "-- " };
-    println!("arle {} doctor", report["arle_version"].as_str().unwrap_or(""));
+    println!(
+        "arle {} doctor",
+        report["arle_version"].as_str().unwrap_or("")
+    );
     let sys = &report["system"];
     println!(
         "system: {} {} (kernel {}), {} CPU threads",
@@ -192,11 +206,23 @@ fn print_text(report: &Json) {
         sys["kernel"].as_str().unwrap_or("?"),
         sys["cpu_threads"]
     );
-    println!("{}backend cpu: compiled, usable; features {}", mark(true), report["backends"]["cpu"]["features"]);
-    println!("{}backend cuda: {}", mark(false), report["backends"]["cuda"]["detail"].as_str().unwrap_or(""));
+    println!(
+        "{}backend cpu: compiled, usable; features {}",
+        mark(true),
+        report["backends"]["cpu"]["features"]
+    );
+    println!(
+        "{}backend cuda: {}",
+        mark(false),
+        report["backends"]["cuda"]["detail"].as_str().unwrap_or("")
+    );
     let sb = &report["sandbox"];
     let sandboxed = sb["writes_restricted"] == json!(true);
-    println!("{}sandbox: {}", mark(sandboxed), sb["description"].as_str().unwrap_or(""));
+    println!(
+        "{}sandbox: {}",
+        mark(sandboxed),
+        sb["description"].as_str().unwrap_or("")
+    );
     println!(
         "    bubblewrap: {}; Landlock: {}",
         match (sb["bwrap_path"].as_str(), sb["bwrap_works"].as_bool()) {
@@ -223,7 +249,10 @@ fn print_text(report: &Json) {
         m["spec"].as_str().unwrap_or(""),
         m["kind"].as_str().unwrap_or(""),
         m["detail"].as_str().unwrap_or(""),
-        m["path"].as_str().map(|p| format!(" [{p}]")).unwrap_or_default()
+        m["path"]
+            .as_str()
+            .map(|p| format!(" [{p}]"))
+            .unwrap_or_default()
     );
     let c = &report["cache"];
     println!("cache: ARLE {}; HF {}", c["arle_cache_dir"], c["hf_home"]);

@@ -178,11 +178,7 @@ pub fn repl(args: ReplArgs) -> anyhow::Result<()> {
 }
 
 /// Handles one slash command; returns `false` to quit.
-fn slash_command(
-    line: &str,
-    session: &mut AgentSession,
-    speed: LastSpeed,
-) -> anyhow::Result<bool> {
+fn slash_command(line: &str, session: &mut AgentSession, speed: LastSpeed) -> anyhow::Result<bool> {
     let (command, arg) = line.split_once(' ').unwrap_or((line, ""));
     let arg = arg.trim();
     match command {
@@ -224,7 +220,10 @@ fn slash_command(
             Err(e) => println!("error: {e}"),
         },
         "/load" => match session.agent.load(arg.as_ref()) {
-            Ok(()) => println!("loaded {} messages from {arg}", session.agent.messages().len()),
+            Ok(()) => println!(
+                "loaded {} messages from {arg}",
+                session.agent.messages().len()
+            ),
             Err(e) => println!("error: {e}"),
         },
         _ => println!("unknown command {command}; /help lists them"),

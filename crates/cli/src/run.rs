@@ -137,7 +137,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<usize> {
         bail!("generation was aborted");
     }
     if outcome.stop == StopReason::MaxTurns {
-        eprintln!("[stopped after --max-turns {} model calls]", args.agent.max_turns);
+        eprintln!(
+            "[stopped after --max-turns {} model calls]",
+            args.agent.max_turns
+        );
     }
     Ok(outcome.usage.completion_tokens)
 }

@@ -4,6 +4,8 @@
 //! fails exactly when doctor says writes are restricted), model resolution for `--model`, and
 //! `--strict` exit codes.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -18,7 +20,11 @@ fn smollm2_gguf() -> PathBuf {
     }
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf");
-    assert!(p.is_file(), "{} is missing: run scripts/fetch-test-assets.sh", p.display());
+    assert!(
+        p.is_file(),
+        "{} is missing: run scripts/fetch-test-assets.sh",
+        p.display()
+    );
     p
 }
 
@@ -29,7 +35,10 @@ fn doctor(args: &[&str]) -> (i32, String) {
         .env("RUST_LOG", "warn")
         .output()
         .unwrap();
-    (out.status.code().unwrap_or(-1), String::from_utf8(out.stdout).unwrap())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+    )
 }
 
 fn doctor_json(args: &[&str]) -> (i32, Json) {
@@ -72,9 +81,15 @@ fn doctor_json_matches_the_machine() {
     #[cfg(target_arch = "x86_64")]
     {
         let features = &report["backends"]["cpu"]["features"];
-        assert_eq!(features["avx2"], std::arch::is_x86_feature_detected!("avx2"));
+        assert_eq!(
+            features["avx2"],
+            std::arch::is_x86_feature_detected!("avx2")
+        );
         assert_eq!(features["fma"], std::arch::is_x86_feature_detected!("fma"));
-        assert_eq!(features["avx512f"], std::arch::is_x86_feature_detected!("avx512f"));
+        assert_eq!(
+            features["avx512f"],
+            std::arch::is_x86_feature_detected!("avx512f")
+        );
     }
     assert_eq!(report["backends"]["cuda"]["compiled"], false);
     assert_eq!(
@@ -85,11 +100,17 @@ fn doctor_json_matches_the_machine() {
     // Sandbox: same as the probe, and the same as a tool observes.
     let observed = probe();
     let sb = &report["sandbox"];
-    assert_eq!(sb["backend"], serde_json::to_value(&observed.backend).unwrap());
+    assert_eq!(
+        sb["backend"],
+        serde_json::to_value(&observed.backend).unwrap()
+    );
     assert_eq!(sb["bwrap_works"], observed.bwrap_works);
     assert_eq!(sb["landlock_works"], observed.landlock_works);
     assert_eq!(sb["landlock_abi"], json!(observed.landlock_abi));
-    assert_eq!(sb["network"], serde_json::to_value(observed.network).unwrap());
+    assert_eq!(
+        sb["network"],
+        serde_json::to_value(observed.network).unwrap()
+    );
     let restricted = sb["writes_restricted"].as_bool().unwrap();
     assert_eq!(tool_escapes(observed.backend.clone()), !restricted, "{sb}");
     assert_eq!(
@@ -115,7 +136,9 @@ fn strict_fails_when_the_model_cannot_be_resolved() {
     assert_ne!(code, 0);
     assert_eq!(report["model"]["resolvable"], false);
     let problems = report["problems"].as_array().unwrap();
-    assert!(problems.iter().any(|p| p.as_str().unwrap().contains("cannot be resolved")));
+    assert!(problems
+        .iter()
+        .any(|p| p.as_str().unwrap().contains("cannot be resolved")));
     // Without --strict the same report exits 0.
     let (code, _) = doctor_json(&["--model", "/nonexistent/model.bin"]);
     assert_eq!(code, 0);

@@ -3,6 +3,8 @@
 //! running), `/stats` (the second turn reused the first turn's KV: cached tokens > 0), `/quit`
 //! with exit status 0.
 
+#![allow(clippy::unwrap_used)]
+
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -61,7 +63,8 @@ impl Pty {
         };
         assert_eq!(rc, 0, "openpty failed");
         // SAFETY: both fds were just returned by openpty and are owned here.
-        let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+        let (master, slave) =
+            unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_arle"));
         cmd.args(args)
             .env("TERM", "xterm")
@@ -140,7 +143,10 @@ impl Pty {
     /// Number of separate reads that delivered bytes in `from..to`.
     fn chunks_between(&self, from: usize, to: usize) -> usize {
         let s = self.screen.lock().unwrap();
-        s.chunks.iter().filter(|(_, end)| *end > from && *end <= to).count()
+        s.chunks
+            .iter()
+            .filter(|(_, end)| *end > from && *end <= to)
+            .count()
     }
 
     fn send(&mut self, bytes: &str) {
@@ -178,7 +184,10 @@ fn repl_session_streams_cancels_reports_stats_and_quits() {
     let back = pty.expect(answered, PROMPT, long);
     let answer = pty.text(asked, back);
     assert!(answer.contains("Paris"), "{answer}");
-    assert!(pty.chunks_between(asked, back) >= 2, "answer arrived in one piece: {answer:?}");
+    assert!(
+        pty.chunks_between(asked, back) >= 2,
+        "answer arrived in one piece: {answer:?}"
+    );
 
     // 2. A long answer, cancelled with Ctrl-C; the REPL stays up.
     std::thread::sleep(Duration::from_millis(200));
@@ -220,7 +229,11 @@ fn repl_session_streams_cancels_reports_stats_and_quits() {
         assert!(Instant::now() < deadline, "arle did not exit after /quit");
         std::thread::sleep(Duration::from_millis(20));
     };
-    assert!(status.success(), "exit status {status}; screen:\n{}", pty.text(back, pty.len()));
+    assert!(
+        status.success(),
+        "exit status {status}; screen:\n{}",
+        pty.text(back, pty.len())
+    );
     let saved = std::fs::read_to_string(history.path().join("history")).unwrap();
     assert!(saved.contains("What is the capital of France?"), "{saved}");
 }

@@ -61,8 +61,14 @@ pub fn run_limited(
     let mut child = command
         .spawn()
         .map_err(io_err(format!("starting {:?}", command.get_program())))?;
-    let stdout = child.stdout.take().map(|s| capture(s, limits.max_output_bytes));
-    let stderr = child.stderr.take().map(|s| capture(s, limits.max_output_bytes));
+    let stdout = child
+        .stdout
+        .take()
+        .map(|s| capture(s, limits.max_output_bytes));
+    let stderr = child
+        .stderr
+        .take()
+        .map(|s| capture(s, limits.max_output_bytes));
     let mut timed_out = false;
     let mut cancelled = false;
     let status = loop {
@@ -76,7 +82,9 @@ pub fn run_limited(
         }
         if timed_out || cancelled {
             kill_group(child.id());
-            break child.wait().map_err(io_err("waiting for the killed tool"))?;
+            break child
+                .wait()
+                .map_err(io_err("waiting for the killed tool"))?;
         }
         std::thread::sleep(POLL_INTERVAL);
     };
@@ -86,7 +94,11 @@ pub fn run_limited(
         h.and_then(|h| h.join().ok()).unwrap_or_default()
     };
     Ok(ExecOutput {
-        exit_code: if timed_out || cancelled { None } else { status.code() },
+        exit_code: if timed_out || cancelled {
+            None
+        } else {
+            status.code()
+        },
         timed_out,
         cancelled,
         stdout: join(stdout),

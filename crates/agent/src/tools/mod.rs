@@ -137,7 +137,11 @@ impl ToolRegistry {
             let names: Vec<_> = ToolKind::ALL.iter().map(|k| k.name()).collect();
             return failure(
                 call,
-                format!("error: unknown tool `{}`; available tools: {}", call.name, names.join(", ")),
+                format!(
+                    "error: unknown tool `{}`; available tools: {}",
+                    call.name,
+                    names.join(", ")
+                ),
             );
         };
         let Some(text) = call.arguments.get(kind.argument()).and_then(Json::as_str) else {
@@ -167,7 +171,10 @@ impl ToolRegistry {
 
     /// A result telling the model the user declined the call.
     pub fn declined(call: &ToolCall) -> ToolResult {
-        failure(call, "error: the user declined to run this tool call".into())
+        failure(
+            call,
+            "error: the user declined to run this tool call".into(),
+        )
     }
 }
 

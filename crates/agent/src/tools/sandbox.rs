@@ -14,8 +14,8 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
 use landlock::{
-    path_beneath_rules, Access, AccessFs, AccessNet, CompatLevel, Compatible, Ruleset,
-    RulesetAttr, RulesetCreated, RulesetCreatedAttr, RulesetStatus, ABI,
+    path_beneath_rules, Access, AccessFs, AccessNet, CompatLevel, Compatible, Ruleset, RulesetAttr,
+    RulesetCreated, RulesetCreatedAttr, RulesetStatus, ABI,
 };
 
 use crate::AgentError;
@@ -189,7 +189,9 @@ impl Sandbox {
                 command
             }
         };
-        command.current_dir(&self.work_dir).env("TMPDIR", &self.tmp_dir);
+        command
+            .current_dir(&self.work_dir)
+            .env("TMPDIR", &self.tmp_dir);
         Ok(command)
     }
 
@@ -200,7 +202,12 @@ impl Sandbox {
             command.arg("--bind").arg(dir).arg(dir);
         }
         command
-            .args(["--unshare-net", "--unshare-pid", "--die-with-parent", "--new-session"])
+            .args([
+                "--unshare-net",
+                "--unshare-pid",
+                "--die-with-parent",
+                "--new-session",
+            ])
             .arg("--chdir")
             .arg(&self.work_dir)
             .arg("--")
