@@ -81,7 +81,7 @@ pub fn tool_instructions(tools: &[Json]) -> String {
 }
 
 /// `messages` with the tool instructions appended to the first system message (or a new one).
-fn with_tool_instructions(messages: &[ChatMessage], tools: &[Json]) -> Vec<ChatMessage> {
+pub(crate) fn with_tool_instructions(messages: &[ChatMessage], tools: &[Json]) -> Vec<ChatMessage> {
     let instructions = tool_instructions(tools);
     let mut out = messages.to_vec();
     match out.first_mut() {

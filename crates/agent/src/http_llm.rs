@@ -4,6 +4,10 @@
 //! `delta.tool_calls` (arguments arrive as string fragments per call index). Cancellation is
 //! checked between lines; dropping the response closes the connection, which aborts the
 //! request on the server. Token ids are not available over HTTP (trace fields are null).
+//!
+//! Servers without tool support (HTTP 400 naming `tools`) get the tools the way a template
+//! without tool support does: Hermes instructions in the system message, earlier calls as
+//! `<tool_call>` text and results as `<tool_response>` user turns; the agent parses the text.
 
 use std::io::{BufRead, BufReader};
 use std::time::Duration;
@@ -11,6 +15,7 @@ use std::time::Duration;
 use arle_engine::tokenizer::ChatMessage;
 use serde_json::{json, Value as Json};
 
+use crate::engine_llm::with_tool_instructions;
 use crate::llm::{CancelFlag, Llm, LlmFinish, LlmRequest, LlmResponse, LlmUsage};
 use crate::tool_calls::ToolCall;
 use crate::AgentError;
@@ -31,6 +36,8 @@ pub struct HttpLlm {
     model: String,
     sampling: HttpSampling,
     agent: ureq::Agent,
+    /// `false` once the server rejected `tools`; then tools travel as text.
+    server_tools: bool,
 }
 
 fn http_err(e: impl std::fmt::Display) -> AgentError {
@@ -59,6 +66,7 @@ impl HttpLlm {
             model: model.unwrap_or_default(),
             sampling,
             agent,
+            server_tools: true,
         };
         if client.model.is_empty() {
             client.model = client.first_model()?;
@@ -89,7 +97,14 @@ impl HttpLlm {
 
     /// The JSON body of a streaming chat-completions request.
     pub fn request_body(&self, request: &LlmRequest<'_>) -> Json {
-        let messages: Vec<Json> = request.messages.iter().map(wire_message).collect();
+        let messages: Vec<Json> = match request.tools {
+            Some(tools) if !self.server_tools => text_tool_messages(request.messages, tools)
+                .iter()
+                .map(wire_message)
+                .collect(),
+            _ => request.messages.iter().map(wire_message).collect(),
+        };
+        let tools = request.tools.filter(|_| self.server_tools);
         let mut body = json!({
             "model": self.model,
             "messages": messages,
@@ -102,7 +117,7 @@ impl HttpLlm {
             ("temperature", s.temperature.map(|v| json!(v))),
             ("top_p", s.top_p.map(|v| json!(v))),
             ("seed", s.seed.map(|v| json!(v))),
-            ("tools", request.tools.map(|t| json!(t))),
+            ("tools", tools.map(|t| json!(t))),
         ];
         for (key, value) in fields {
             if let Some(value) = value {
@@ -111,6 +126,41 @@ impl HttpLlm {
         }
         body
     }
+}
+
+/// The conversation for a server without tool support: instructions in the system message,
+/// calls as Hermes text, results as `<tool_response>` user turns.
+fn text_tool_messages(messages: &[ChatMessage], tools: &[Json]) -> Vec<ChatMessage> {
+    with_tool_instructions(messages, tools)
+        .into_iter()
+        .map(|m| {
+            if m.role == "tool" {
+                let text = m
+                    .content
+                    .as_ref()
+                    .map(|c| c.joined_text())
+                    .unwrap_or_default();
+                return ChatMessage::new(
+                    "user",
+                    format!("<tool_response>\n{text}\n</tool_response>"),
+                );
+            }
+            let Some(calls) = &m.tool_calls else {
+                return m;
+            };
+            let mut text = m
+                .content
+                .as_ref()
+                .map(|c| c.joined_text())
+                .unwrap_or_default();
+            for call in calls {
+                let f = &call["function"];
+                let body = json!({"name": f["name"], "arguments": f["arguments"]});
+                text.push_str(&format!("\n<tool_call>\n{body}\n</tool_call>"));
+            }
+            ChatMessage::new(m.role.as_str(), text.trim_start())
+        })
+        .collect()
 }
 
 /// A message as OpenAI expects it: tool-call arguments as a JSON string.
@@ -230,14 +280,26 @@ impl Llm for HttpLlm {
         cancel: &CancelFlag,
     ) -> Result<LlmResponse, AgentError> {
         let url = format!("{}/v1/chat/completions", self.base_url);
-        let body = self.request_body(request);
-        let response = match self.authorized(self.agent.post(&url)).send_json(body) {
-            Ok(response) => response,
-            Err(ureq::Error::Status(code, response)) => {
-                let text = response.into_string().unwrap_or_default();
-                return Err(AgentError::Http(format!("{url}: HTTP {code}: {text}")));
+        let response = loop {
+            let body = self.request_body(request);
+            match self.authorized(self.agent.post(&url)).send_json(body) {
+                Ok(response) => break response,
+                Err(ureq::Error::Status(400, response))
+                    if self.server_tools && request.tools.is_some() =>
+                {
+                    let text = response.into_string().unwrap_or_default();
+                    if !text.contains("tools") {
+                        return Err(AgentError::Http(format!("{url}: HTTP 400: {text}")));
+                    }
+                    tracing::info!("the server does not take `tools`; sending them as text");
+                    self.server_tools = false;
+                }
+                Err(ureq::Error::Status(code, response)) => {
+                    let text = response.into_string().unwrap_or_default();
+                    return Err(AgentError::Http(format!("{url}: HTTP {code}: {text}")));
+                }
+                Err(e) => return Err(http_err(e)),
             }
-            Err(e) => return Err(http_err(e)),
         };
         let reader = BufReader::new(response.into_reader());
         let mut acc = SseAccumulator::default();

@@ -12,41 +12,53 @@ use arle_agent::{CancelFlag, HttpLlm, HttpSampling, Llm, LlmFinish, LlmRequest, 
 use arle_engine::tokenizer::ChatMessage;
 use serde_json::{json, Value as Json};
 
-/// Serves one request with `sse` lines; sends back (request line + headers, body).
-fn serve_once(sse: Vec<String>) -> (String, mpsc::Receiver<(String, Json)>) {
+/// Serves one request per reply in `replies` (full HTTP response text); sends back
+/// (request line + headers, body) of each.
+fn serve(replies: Vec<String>) -> (String, mpsc::Receiver<(String, Json)>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let (stream, _) = listener.accept().unwrap();
-        let mut reader = BufReader::new(stream.try_clone().unwrap());
-        let mut head = String::new();
-        let mut length = 0;
-        loop {
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = v.trim().parse().unwrap();
+        for reply in replies {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut head = String::new();
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap();
+                }
+                if line == "\r\n" {
+                    break;
+                }
+                head.push_str(&line);
             }
-            if line == "\r\n" {
-                break;
-            }
-            head.push_str(&line);
+            let mut body = vec![0u8; length];
+            reader.read_exact(&mut body).unwrap();
+            let mut stream = stream;
+            stream.write_all(reply.as_bytes()).unwrap();
+            drop(stream);
+            tx.send((head, serde_json::from_slice(&body).unwrap()))
+                .unwrap();
         }
-        let mut body = vec![0u8; length];
-        reader.read_exact(&mut body).unwrap();
-        let mut stream = stream;
-        let mut out = String::from(
-            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n",
-        );
-        for line in sse {
-            out.push_str(&format!("data: {line}\n\n"));
-        }
-        stream.write_all(out.as_bytes()).unwrap();
-        tx.send((head, serde_json::from_slice(&body).unwrap()))
-            .unwrap();
     });
     (url, rx)
+}
+
+fn sse_reply(lines: Vec<String>) -> String {
+    let mut out = String::from(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n",
+    );
+    for line in lines {
+        out.push_str(&format!("data: {line}\n\n"));
+    }
+    out
+}
+
+fn serve_once(sse: Vec<String>) -> (String, mpsc::Receiver<(String, Json)>) {
+    serve(vec![sse_reply(sse)])
 }
 
 fn chunk(delta: Json, finish: Option<&str>) -> String {
@@ -136,4 +148,70 @@ fn streams_text_tool_calls_and_usage() {
         Some(json!({"command": "pwd"}))
     );
     assert_eq!(body["messages"][2]["tool_call_id"], "c0");
+}
+
+#[test]
+fn server_without_tool_support_gets_tools_as_text() {
+    let error =
+        json!({"error": {"message": "The parameter `tools` is not supported", "param": "tools"}})
+            .to_string();
+    let rejected = format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{error}",
+        error.len()
+    );
+    let ok = sse_reply(vec![
+        chunk(
+            json!({"content": "<tool_call>{\"name\": \"shell\", \"arguments\": {}}</tool_call>"}),
+            Some("stop"),
+        ),
+        "[DONE]".into(),
+    ]);
+    let (url, rx) = serve(vec![rejected, ok]);
+    let mut llm = HttpLlm::connect(&url, None, Some("m".into()), HttpSampling::default()).unwrap();
+    let tools: Vec<_> = ToolKind::ALL.into_iter().map(ToolKind::schema).collect();
+    let history = vec![
+        ChatMessage::new("user", "go"),
+        ChatMessage {
+            role: "assistant".into(),
+            content: None,
+            name: None,
+            tool_calls: Some(vec![
+                json!({"id": "c0", "type": "function", "function": {"name": "shell", "arguments": {"command": "pwd"}}}),
+            ]),
+            tool_call_id: None,
+        },
+        ChatMessage {
+            role: "tool".into(),
+            content: Some(arle_engine::tokenizer::MessageContent::Text("/tmp".into())),
+            name: None,
+            tool_calls: None,
+            tool_call_id: Some("c0".into()),
+        },
+    ];
+    let response = llm
+        .complete(
+            &LlmRequest {
+                messages: &history,
+                tools: Some(&tools),
+            },
+            &mut |_| {},
+            &CancelFlag::new(),
+        )
+        .unwrap();
+    assert!(response.text.contains("<tool_call>"));
+    assert!(response.native_tool_calls.is_empty());
+    let (_, first) = rx.recv().unwrap();
+    assert!(first.get("tools").is_some());
+    let (_, second) = rx.recv().unwrap();
+    assert!(second.get("tools").is_none());
+    let msgs = second["messages"].as_array().unwrap();
+    assert_eq!(msgs[0]["role"], "system");
+    assert!(msgs[0]["content"].as_str().unwrap().contains("<tools>"));
+    assert!(msgs[2]["content"].as_str().unwrap().contains("<tool_call>"));
+    assert!(msgs[2].get("tool_calls").is_none());
+    assert_eq!(msgs[3]["role"], "user");
+    assert!(msgs[3]["content"]
+        .as_str()
+        .unwrap()
+        .contains("<tool_response>\n/tmp"));
 }
