@@ -280,11 +280,11 @@ impl ToolCallStream {
         if head.is_empty() {
             return StreamMode::Undecided;
         }
-        if head.starts_with('{')
-            || head.starts_with('[')
-                && !MISTRAL_TAG.starts_with(head)
-                && !head.starts_with(MISTRAL_TAG)
-        {
+        // `[` opens a JSON array of calls unless it is (the start of) `[TOOL_CALLS]`.
+        let json_array = head.starts_with('[')
+            && !MISTRAL_TAG.starts_with(head)
+            && !head.starts_with(MISTRAL_TAG);
+        if head.starts_with('{') || json_array {
             return StreamMode::Json;
         }
         for tag in [PYTHON_TAG, MISTRAL_TAG] {
