@@ -32,8 +32,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tokenizer_dir = root.join("crates/engine/tests/fixtures/tokenizer/smollm2_hf");
     println!("model: {}", model_dir.display());
     let mut rows: Vec<[Vec<f64>; 2]> = vec![[Vec::new(), Vec::new()]; TURNS];
-    let mut cached = vec![[0usize; 2]; TURNS];
-    let mut prompt_lens = vec![0usize; TURNS];
+    let mut cached = [[0usize; 2]; TURNS];
+    let mut prompt_lens = [0usize; TURNS];
     for _ in 0..REPEATS {
         for (c, enable) in [true, false].into_iter().enumerate() {
             let loaded = arle_models::load_model(&model_dir)?;

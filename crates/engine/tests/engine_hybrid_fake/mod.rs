@@ -11,6 +11,8 @@
 //! and captures the slot at each asked position into `ModelCache::captured`.
 #![allow(clippy::unwrap_used)]
 #![allow(dead_code)]
+// The row loop indexes several per-row arrays of the batch at once.
+#![allow(clippy::needless_range_loop)]
 
 use std::path::PathBuf;
 
