@@ -104,7 +104,7 @@ pub struct AttentionShape {
 
 fn check_common(op: &'static str, a: &AttentionShape, c: &KvCacheShape) -> Result<()> {
     ensure(
-        c.n_kv_heads > 0 && a.n_heads % c.n_kv_heads == 0,
+        c.n_kv_heads > 0 && a.n_heads.is_multiple_of(c.n_kv_heads),
         op,
         || {
             format!(
@@ -298,7 +298,7 @@ pub fn paged_attention_prefill(
         scale,
     } = shape;
     let d = cache.head_dim;
-    ensure(d % 32 == 0 && d <= 256, OP, || {
+    ensure(d.is_multiple_of(32) && d <= 256, OP, || {
         format!("head_dim {d} must be a multiple of 32, <= 256")
     })?;
     ensure(max_q_len <= n_tokens, OP, || "max_q_len > n_tokens".into())?;

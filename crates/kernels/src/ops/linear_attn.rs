@@ -51,7 +51,7 @@ fn check_gdn(
     out: usize,
 ) -> Result<()> {
     ensure(
-        s.n_k_heads > 0 && s.n_v_heads % s.n_k_heads == 0,
+        s.n_k_heads > 0 && s.n_v_heads.is_multiple_of(s.n_k_heads),
         op,
         || format!("Hv {} not a multiple of Hk {}", s.n_v_heads, s.n_k_heads),
     )?;
