@@ -35,6 +35,12 @@ pub struct ModelArgs {
     /// Requests that may wait for admission before new ones get 429.
     #[arg(long, default_value_t = 256)]
     pub max_waiting_requests: usize,
+    /// Turn off prefix reuse (radix KV pages and hybrid state snapshots).
+    #[arg(long)]
+    pub no_prefix_caching: bool,
+    /// Most cached linear-state snapshots kept for hybrid models (LRU beyond that).
+    #[arg(long, default_value_t = 256)]
+    pub max_state_snapshots: usize,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +73,8 @@ impl ModelArgs {
             kv_cache_tokens: self.kv_cache_tokens,
             max_model_len: self.max_model_len,
             max_waiting_requests: self.max_waiting_requests,
+            enable_prefix_caching: !self.no_prefix_caching,
+            max_state_snapshots: self.max_state_snapshots,
             ..EngineConfig::default()
         })
     }
