@@ -47,11 +47,11 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, extra_args=(), api_key=None):
+    def __init__(self, extra_args=(), api_key=None, model=None):
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.api_key = api_key
-        args = [str(infer_bin()), "--model", str(model_path()), "--host", "127.0.0.1", "--port", str(self.port)]
+        args = [str(infer_bin()), "--model", str(model or model_path()), "--host", "127.0.0.1", "--port", str(self.port)]
         if api_key:
             args += ["--api-key", api_key]
         args += list(extra_args)
@@ -126,8 +126,8 @@ def make_server():
     """Starts extra servers with custom flags; stops them after the test."""
     started = []
 
-    def make(extra_args=(), api_key=None):
-        s = Server(extra_args, api_key)
+    def make(extra_args=(), api_key=None, model=None):
+        s = Server(extra_args, api_key, model)
         started.append(s)
         return s
 
