@@ -10,6 +10,6 @@ cd "$root"
 cargo test --workspace --no-fail-fast
 # The dev profile optimises the numeric crates, so the debug server is fast enough for tests.
 cargo build --bin infer
-ARLE_INFER_BIN="$root/target/debug/infer" \
+ARLE_INFER_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/infer" \
   ARLE_TEST_MODEL="$root/.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf" \
   python3 -m pytest -q tests/openai
