@@ -46,11 +46,30 @@ pub struct ModelArgs {
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Cpu,
+    /// NVIDIA GPU 0 (needs a binary built with `--features cuda`).
+    Cuda,
+}
+
+impl Backend {
+    /// The engine device, or an error when this binary was built without the backend.
+    pub fn device(self) -> anyhow::Result<arle_tensor::Device> {
+        match self {
+            Backend::Cpu => Ok(arle_tensor::Device::Cpu),
+            #[cfg(feature = "cuda")]
+            Backend::Cuda => Ok(arle_tensor::Device::Cuda(0)),
+            #[cfg(not(feature = "cuda"))]
+            Backend::Cuda => anyhow::bail!(
+                "--backend cuda: this binary was built without CUDA support \
+                 (rebuild with `cargo build --release -p arle-cli --features cuda`)"
+            ),
+        }
+    }
 }
 
 impl ModelArgs {
     /// Resolves the model (downloading if needed), sets threads, and builds the engine config.
     pub fn engine_config(&self) -> anyhow::Result<EngineConfig> {
+        let device = self.backend.device()?;
         if let Some(n) = self.threads {
             arle_tensor::threads::init_cpu_threads(n)
                 .map_err(|e| anyhow::anyhow!("--threads {n}: {e}"))?;
@@ -75,6 +94,7 @@ impl ModelArgs {
             max_waiting_requests: self.max_waiting_requests,
             enable_prefix_caching: !self.no_prefix_caching,
             max_state_snapshots: self.max_state_snapshots,
+            device,
             ..EngineConfig::default()
         })
     }

@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use arle_tensor::Device;
+
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
     /// Resolved local model: HF folder or `.gguf` file.
@@ -27,6 +29,9 @@ pub struct EngineConfig {
     pub max_state_snapshots: usize,
     /// Hybrid models: most bytes of snapshot data kept (LRU beyond).
     pub max_state_snapshot_bytes: usize,
+    /// Where the model runs: weights are placed there at load (on a GPU: dequantised to bf16),
+    /// and the KV pages follow the activations on the first step (the warm-up).
+    pub device: Device,
 }
 
 impl Default for EngineConfig {
@@ -43,6 +48,7 @@ impl Default for EngineConfig {
             enable_prefix_caching: true,
             max_state_snapshots: 256,
             max_state_snapshot_bytes: 1 << 30,
+            device: Device::Cpu,
         }
     }
 }

@@ -5,12 +5,15 @@
 //! Hybrid models (`CacheSpec::has_linear_layers`) get `max_num_seqs` state slots and a snapshot
 //! index capped by `max_state_snapshots` / `max_state_snapshot_bytes`; attention-only models get
 //! neither and behave exactly as before.
+//!
+//! `config.device`: the weights are placed there by the loader; the first forward (the warm-up)
+//! allocates the KV pages on the same device, so nothing is allocated lazily while serving.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use arle_models::{load_model, Model, ModelFormat};
+use arle_models::{load_model_on, Model, ModelFormat};
 use arle_sched::{
     CacheConfig, Scheduler, SchedulerConfig, SnapshotCacheConfig, BLOCK_TOKENS,
     SNAPSHOT_INTERVAL_TOKENS,
@@ -36,7 +39,7 @@ pub struct EngineModel {
 
 /// Loads everything and starts the engine thread.
 pub fn start_engine(config: EngineConfig) -> Result<EngineHandle, EngineError> {
-    let loaded = load_model(&config.model_path)?;
+    let loaded = load_model_on(&config.model_path, config.device)?;
     let tokenizer = match &loaded.format {
         ModelFormat::HfFolder(dir) => Tokenizer::from_hf_dir(dir)?,
         ModelFormat::Gguf(file) => Tokenizer::from_gguf(file)?,

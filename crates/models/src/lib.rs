@@ -33,7 +33,7 @@ pub use cache::{
     ModelCache, StateSnapshot,
 };
 pub use error::{ModelError, Result};
-pub use load::{load_model, LoadedModel, ModelFormat};
+pub use load::{load_model, load_model_on, LoadedModel, ModelFormat};
 
 use arle_tensor::Tensor;
 

@@ -8,6 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use arle_tensor::Device;
+
 use crate::config::{Architecture, ModelConfig};
 use crate::gguf::GgufFile;
 use crate::llama::Llama;
@@ -33,6 +35,12 @@ pub struct LoadedModel {
 /// Loads the model at `path`: a directory holding `config.json` (HF safetensors) or a `.gguf`
 /// file.
 pub fn load_model(path: &Path) -> Result<LoadedModel> {
+    load_model_on(path, Device::Cpu)
+}
+
+/// [`load_model`] with every weight placed on `device` (on a GPU: dequantised to bf16 and
+/// uploaded as it is taken).
+pub fn load_model_on(path: &Path, device: Device) -> Result<LoadedModel> {
     if path.is_dir() {
         let config_path = path.join("config.json");
         if !config_path.is_file() {
@@ -42,7 +50,7 @@ pub fn load_model(path: &Path) -> Result<LoadedModel> {
             )));
         }
         let config = ModelConfig::from_hf_json(&config_path)?;
-        let mut ws = WeightSource::from_hf_folder(path)?;
+        let mut ws = WeightSource::from_hf_folder(path)?.on_device(device);
         if config.architecture.is_hybrid() {
             // VL checkpoints: the vision tower and the multi-token-prediction head are unused.
             ws = ws.ignore_prefixes(&["model.visual.", "mtp."]);
@@ -66,7 +74,7 @@ pub fn load_model(path: &Path) -> Result<LoadedModel> {
     }
     let gguf = Arc::new(GgufFile::open(path)?);
     let config = ModelConfig::from_gguf(&gguf)?;
-    let mut ws = WeightSource::from_gguf(&gguf, &config)?;
+    let mut ws = WeightSource::from_gguf(&gguf, &config)?.on_device(device);
     let model = build(&mut ws, &config)?;
     ws.finish()?;
     Ok(LoadedModel {

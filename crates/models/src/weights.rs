@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use arle_tensor::Weight;
+use arle_tensor::{Device, Weight};
 
 use crate::config::ModelConfig;
 use crate::gguf::GgufFile;
@@ -36,7 +36,12 @@ pub struct WeightSource {
     origin: PathBuf,
     entries: BTreeMap<String, Entry>,
     ignored_prefixes: Vec<String>,
+    /// Where taken weights are placed (uploaded, dequantised to bf16, when not the CPU).
+    device: Device,
 }
+
+/// Weights projecting onto the vocabulary: on a GPU, `linear` with them yields f32 logits.
+const LOGITS_WEIGHTS: &[&str] = &["lm_head.weight", "model.embed_tokens.weight"];
 
 impl WeightSource {
     /// An HF folder: `model.safetensors` or a sharded `model.safetensors.index.json`.
@@ -88,11 +93,18 @@ impl WeightSource {
         self
     }
 
+    /// Taken weights are placed on `device` (a GPU copy in bf16; the CPU is a no-op).
+    pub fn on_device(mut self, device: Device) -> Self {
+        self.device = device;
+        self
+    }
+
     fn empty(origin: &Path) -> Self {
         Self {
             origin: origin.to_path_buf(),
             entries: BTreeMap::new(),
             ignored_prefixes: Vec::new(),
+            device: Device::Cpu,
         }
     }
 
@@ -143,7 +155,11 @@ impl WeightSource {
             });
         }
         entry.taken = true;
-        gguf_names::apply(entry.weight.clone(), entry.transform, name, &entry.file)
+        let weight = gguf_names::apply(entry.weight.clone(), entry.transform, name, &entry.file)?;
+        if self.device == Device::Cpu {
+            return Ok(weight);
+        }
+        Ok(weight.to_device(self.device, LOGITS_WEIGHTS.contains(&name))?)
     }
 
     /// Takes `name` if present (e.g. an untied `lm_head.weight`, optional biases).

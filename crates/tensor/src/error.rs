@@ -19,6 +19,19 @@ pub enum TensorError {
     },
     #[error("invalid argument to {op}: {detail}")]
     Invalid { op: &'static str, detail: String },
+    /// A CUDA library, driver, kernel or device-placement failure (CUDA backend only).
+    #[cfg(feature = "cuda")]
+    #[error("CUDA: {detail}")]
+    Cuda { detail: String },
+}
+
+#[cfg(feature = "cuda")]
+impl From<arle_kernels::KernelError> for TensorError {
+    fn from(e: arle_kernels::KernelError) -> Self {
+        TensorError::Cuda {
+            detail: e.to_string(),
+        }
+    }
 }
 
 pub type Result<T, E = TensorError> = std::result::Result<T, E>;

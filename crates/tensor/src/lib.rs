@@ -3,7 +3,8 @@
 //! - [`DType`]: element and GGUF block formats with their exact byte sizes.
 //! - [`Bytes`]: a cheap, shareable view of weight bytes (memory-mapped file or owned buffer).
 //! - [`Weight`]: a read-only parameter kept in its file format (f32/bf16/f16/GGUF blocks).
-//! - [`Tensor`]: an f32 activation on a [`Device`].
+//! - [`Tensor`]: an activation on a [`Device`] (f32 on the CPU; bf16 on a GPU with `cuda`).
+//! - `cuda` (feature `cuda`): the CUDA backend the ops dispatch to for GPU tensors.
 //! - [`ops`]: the op set (linear, norms, rope, paged attention, ...). Models call only these.
 //! - [`quant`]: GGUF block dequantisation and dot products.
 //! - [`kv`]: paged KV storage (16-token pages) read through block tables.
@@ -11,6 +12,8 @@
 //! Invariant: every op checks shapes and returns [`TensorError`] instead of panicking.
 
 pub mod bytes;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 pub mod dtype;
 pub mod error;
 pub mod kv;

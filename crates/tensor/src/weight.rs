@@ -4,14 +4,20 @@
 //! `[out_features, in_features]`), `[n]` for vectors. Rows are contiguous and each row of a
 //! quantised weight is a whole number of blocks. Invariant: `bytes.len()` equals the size the
 //! dtype and shape require (checked in [`Weight::new`]).
+//!
+//! With the `cuda` feature a weight may also carry a device copy (bf16, made by
+//! [`Weight::to_device`]); the host bytes stay (memory-mapped), so host ops keep working.
 
-use crate::{Bytes, DType, Result, TensorError};
+use crate::{Bytes, DType, Device, Result, TensorError};
 
 #[derive(Clone, Debug)]
 pub struct Weight {
     dtype: DType,
     shape: Vec<usize>,
     bytes: Bytes,
+    /// bf16 device copy, shared by clones (tied embeddings).
+    #[cfg(feature = "cuda")]
+    gpu: Option<std::sync::Arc<crate::cuda::GpuWeight>>,
 }
 
 impl Weight {
@@ -43,7 +49,46 @@ impl Weight {
             dtype,
             shape,
             bytes,
+            #[cfg(feature = "cuda")]
+            gpu: None,
         })
+    }
+
+    /// Where the weight's compute copy lives (a GPU once uploaded).
+    pub fn device(&self) -> Device {
+        #[cfg(feature = "cuda")]
+        if let Some(g) = &self.gpu {
+            return Device::Cuda(g.backend.ordinal());
+        }
+        Device::Cpu
+    }
+
+    /// This weight with a copy on `device`: on a GPU, dequantised to bf16 and uploaded.
+    /// `f32_output`: `linear` with it produces f32 rows (vocabulary projections, i.e. logits);
+    /// otherwise bf16. On the CPU this is a cheap clone.
+    pub fn to_device(&self, device: Device, f32_output: bool) -> Result<Weight> {
+        let _ = f32_output;
+        match device {
+            Device::Cpu => Ok(self.clone()),
+            #[cfg(feature = "cuda")]
+            Device::Cuda(ordinal) => {
+                let backend = crate::cuda::backend(ordinal)?;
+                let data = crate::cuda::upload_bf16(&backend, &self.to_f32_vec()?)?;
+                let mut w = self.clone();
+                w.gpu = Some(std::sync::Arc::new(crate::cuda::GpuWeight {
+                    backend,
+                    data,
+                    f32_output,
+                }));
+                Ok(w)
+            }
+        }
+    }
+
+    /// The device copy, if uploaded.
+    #[cfg(feature = "cuda")]
+    pub fn gpu(&self) -> Option<&crate::cuda::GpuWeight> {
+        self.gpu.as_deref()
     }
 
     /// An f32 weight from values (tests, small derived parameters).

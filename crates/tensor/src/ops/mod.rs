@@ -4,10 +4,15 @@
 //! CPU implementations use rayon for parallelism and runtime-selected SIMD (AVX2/FMA on
 //! x86_64, see `simd`/`gemm`; [`crate::quant`] for the weight dot products and dequantisation).
 //! [`reference`] keeps the naive single-threaded versions as the test oracle.
+//!
+//! With the `cuda` feature the ops of the llama/qwen3 forward are exported from `dispatch`
+//! instead, which runs each on the device of its inputs (CPU op or `crate::cuda`).
 
 mod activation;
 mod attention;
 mod conv1d;
+#[cfg(feature = "cuda")]
+mod dispatch;
 mod gated_norm;
 mod gdn;
 mod gemm;
@@ -19,14 +24,28 @@ mod rope;
 mod simd;
 mod softmax;
 
-pub use activation::{add_inplace, sigmoid_mul, silu_mul};
-pub use attention::{kv_append, paged_attention, AttentionMeta, SeqSpan};
+pub use activation::sigmoid_mul;
+#[cfg(not(feature = "cuda"))]
+pub use activation::{add_inplace, silu_mul};
+#[cfg(not(feature = "cuda"))]
+pub use attention::{kv_append, paged_attention};
+pub use attention::{AttentionMeta, SeqSpan};
 pub use conv1d::{causal_conv1d_silu, conv_window_after};
+#[cfg(feature = "cuda")]
+pub use dispatch::{
+    add_inplace, apply_rope, embedding, kv_append, linear, paged_attention, rms_norm, silu_mul,
+};
 pub use gated_norm::gated_rms_norm;
 pub use gdn::{
     gated_delta_rule_chunked, gated_delta_rule_recurrent, gdn_gates, GdnInput, GdnShape, GDN_CHUNK,
 };
-pub use linear::{embedding, linear, linear_into};
-pub use norm::{rms_norm, RmsNormKind};
-pub use rope::{apply_rope, RopeTable};
+pub use linear::linear_into;
+#[cfg(not(feature = "cuda"))]
+pub use linear::{embedding, linear};
+#[cfg(not(feature = "cuda"))]
+pub use norm::rms_norm;
+pub use norm::RmsNormKind;
+#[cfg(not(feature = "cuda"))]
+pub use rope::apply_rope;
+pub use rope::RopeTable;
 pub use softmax::log_softmax_rows;

@@ -1,0 +1,205 @@
+//! [`CudaBackend`]: one GPU's kernel runtime (every arle-kernels source loaded), the glue kernels
+//! of `extra.cu`, cuBLASLt and cuBLAS handles on the runtime's stream, and the split-K scratch of
+//! decode attention. One backend per device ordinal, created on first use and shared (`Arc`) by
+//! every tensor, weight and KV layer on that device.
+//!
+//! Invariants: all work is enqueued on the runtime's single stream, so ops are ordered without
+//! events; kernels are compiled (or read from the disk cache) when the backend is created, never
+//! inside a step; the decode workspace only grows (no allocation once it fits the largest step).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use arle_kernels::cudarc::cublas::CudaBlas;
+use arle_kernels::cudarc::cublaslt::CudaBlasLT;
+use arle_kernels::cudarc::driver::{CudaFunction, CudaStream, LaunchArgs, LaunchConfig};
+use arle_kernels::cudarc::nvrtc::Ptx;
+use arle_kernels::ops::attention::DecodeWorkspace;
+use arle_kernels::{KernelCache, KernelRuntime, KernelSource, NvrtcToolchain};
+
+use super::cuda_err;
+use crate::{Result, TensorError};
+
+/// The glue kernels (see the `.cu` header).
+const EXTRA: KernelSource = KernelSource {
+    name: "tensor_extra",
+    code: include_str!("extra.cu"),
+    functions: &[
+        "add_bf16",
+        "add_rows_bf16",
+        "gather_rows_bf16",
+        "bf16_to_f32",
+    ],
+};
+
+/// Keys per split-K partition of decode attention.
+const DECODE_PART_TOKENS: usize = 512;
+
+/// The decode workspace and the sizes it was allocated for.
+#[derive(Debug)]
+pub(crate) struct DecodeScratch {
+    pub ws: DecodeWorkspace,
+    pub max_seqs: usize,
+    pub n_heads: usize,
+    pub head_dim: usize,
+}
+
+pub struct CudaBackend {
+    ordinal: usize,
+    rt: KernelRuntime,
+    blas_lt: CudaBlasLT,
+    blas: CudaBlas,
+    extra: HashMap<&'static str, CudaFunction>,
+    decode: Mutex<Option<DecodeScratch>>,
+}
+
+impl std::fmt::Debug for CudaBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "CudaBackend(cuda:{}, {:?})",
+            self.ordinal,
+            self.rt.arch()
+        )
+    }
+}
+
+/// The backend of GPU `ordinal`, created (kernels compiled or loaded from the cache) on first use.
+pub fn backend(ordinal: usize) -> Result<Arc<CudaBackend>> {
+    static BACKENDS: OnceLock<Mutex<HashMap<usize, Arc<CudaBackend>>>> = OnceLock::new();
+    let map = BACKENDS.get_or_init(|| Mutex::new(HashMap::new()));
+    let mut map = map.lock().map_err(|_| TensorError::Invalid {
+        op: "cuda::backend",
+        detail: "backend registry poisoned".into(),
+    })?;
+    if let Some(b) = map.get(&ordinal) {
+        return Ok(b.clone());
+    }
+    let b = Arc::new(CudaBackend::new(ordinal)?);
+    map.insert(ordinal, b.clone());
+    Ok(b)
+}
+
+impl CudaBackend {
+    fn new(ordinal: usize) -> Result<Self> {
+        let toolchain = NvrtcToolchain::from_env()?;
+        let cache = KernelCache::from_env();
+        let rt = KernelRuntime::new(ordinal, &toolchain, &cache)?;
+        let (cubin, _) = cache.get_or_compile(&toolchain, &EXTRA, rt.arch())?;
+        let module = rt
+            .context()
+            .load_module(Ptx::from_binary(cubin))
+            .map_err(cuda_err("loading tensor_extra"))?;
+        let mut extra = HashMap::new();
+        for &name in EXTRA.functions {
+            let f = module
+                .load_function(name)
+                .map_err(cuda_err(format!("loading kernel {name}")))?;
+            extra.insert(name, f);
+        }
+        let blas_lt = CudaBlasLT::new(rt.stream().clone()).map_err(|e| TensorError::Cuda {
+            detail: format!("cuBLASLt init: {e:?}"),
+        })?;
+        let blas = CudaBlas::new(rt.stream().clone()).map_err(|e| TensorError::Cuda {
+            detail: format!("cuBLAS init: {e:?}"),
+        })?;
+        Ok(Self {
+            ordinal,
+            rt,
+            blas_lt,
+            blas,
+            extra,
+            decode: Mutex::new(None),
+        })
+    }
+
+    pub fn ordinal(&self) -> usize {
+        self.ordinal
+    }
+
+    pub fn runtime(&self) -> &KernelRuntime {
+        &self.rt
+    }
+
+    pub fn stream(&self) -> &Arc<CudaStream> {
+        self.rt.stream()
+    }
+
+    pub(crate) fn blas_lt(&self) -> &CudaBlasLT {
+        &self.blas_lt
+    }
+
+    pub(crate) fn blas(&self) -> &CudaBlas {
+        &self.blas
+    }
+
+    /// Waits for every enqueued op (before a host read).
+    pub fn synchronize(&self) -> Result<()> {
+        self.stream()
+            .synchronize()
+            .map_err(cuda_err("stream synchronize"))
+    }
+
+    /// A launch of glue kernel `name` (push its arguments, then launch with [`grid_for`]).
+    pub(crate) fn extra(&self, name: &'static str) -> Result<LaunchArgs<'_>> {
+        let f = self.extra.get(name).ok_or_else(|| TensorError::Cuda {
+            detail: format!("glue kernel {name} not loaded"),
+        })?;
+        Ok(self.stream().launch_builder(f))
+    }
+
+    /// The decode split-K workspace, grown to fit `max_seqs` sequences of up to `max_context`
+    /// keys with `n_heads` heads of `head_dim` (allocates only when it does not fit yet).
+    pub(crate) fn decode_workspace(
+        &self,
+        max_seqs: usize,
+        n_heads: usize,
+        head_dim: usize,
+        max_context: usize,
+    ) -> Result<MutexGuard<'_, Option<DecodeScratch>>> {
+        let mut guard = self.decode.lock().map_err(|_| TensorError::Invalid {
+            op: "cuda decode workspace",
+            detail: "lock poisoned".into(),
+        })?;
+        let fits = guard.as_ref().is_some_and(|s| {
+            s.max_seqs >= max_seqs
+                && s.n_heads == n_heads
+                && s.head_dim == head_dim
+                && s.ws.max_parts * s.ws.part_tokens >= max_context
+        });
+        if !fits {
+            let (old_seqs, old_ctx) = guard
+                .as_ref()
+                .filter(|s| s.n_heads == n_heads && s.head_dim == head_dim)
+                .map_or((0, 0), |s| (s.max_seqs, s.ws.max_parts * s.ws.part_tokens));
+            let seqs = max_seqs.max(old_seqs);
+            let ctx = max_context.max(old_ctx).max(DECODE_PART_TOKENS);
+            *guard = None; // free the old scratch before allocating the new one
+            let ws = DecodeWorkspace::new(
+                self.stream(),
+                seqs,
+                n_heads,
+                head_dim,
+                ctx,
+                DECODE_PART_TOKENS,
+            )?;
+            *guard = Some(DecodeScratch {
+                ws,
+                max_seqs: seqs,
+                n_heads,
+                head_dim,
+            });
+        }
+        Ok(guard)
+    }
+}
+
+/// Grid-stride launch geometry for `n` elements (block 256, at most 65 535 blocks).
+pub(crate) fn grid_for(n: usize) -> LaunchConfig {
+    let blocks = n.div_ceil(256).clamp(1, 65_535) as u32;
+    LaunchConfig {
+        grid_dim: (blocks, 1, 1),
+        block_dim: (256, 1, 1),
+        shared_mem_bytes: 0,
+    }
+}
