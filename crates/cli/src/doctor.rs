@@ -77,11 +77,7 @@ pub fn report(model: Option<&str>) -> Json {
         },
         "backends": {
             "cpu": { "compiled": true, "usable": true, "features": cpu_features() },
-            "cuda": {
-                "compiled": false,
-                "usable": false,
-                "detail": "not compiled in: this build has no CUDA backend (no driver, NVRTC or cuBLAS lookup done)",
-            },
+            "cuda": cuda_report(),
         },
         "sandbox": {
             "backend": sandbox.backend,
@@ -265,4 +261,43 @@ fn print_text(report: &Json) {
         }
         _ => println!("no problems found"),
     }
+}
+
+/// CUDA backend state: compiled in or not; with it, whether the driver, NVRTC and a GPU answer.
+#[cfg(not(feature = "cuda"))]
+fn cuda_report() -> serde_json::Value {
+    serde_json::json!({
+        "compiled": false,
+        "usable": false,
+        "detail": "not compiled in: rebuild with `--features cuda` for the CUDA backend",
+    })
+}
+
+#[cfg(feature = "cuda")]
+fn cuda_report() -> serde_json::Value {
+    use arle_kernels::cudarc::driver::CudaContext;
+    let driver = arle_kernels::runtime::check_driver_present().map_err(|e| e.to_string());
+    let nvrtc = arle_kernels::NvrtcToolchain::from_env().map_err(|e| e.to_string());
+    let gpu = match &driver {
+        Ok(()) => CudaContext::new(0)
+            .and_then(|ctx| Ok((ctx.name()?, ctx.total_mem()?)))
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.clone()),
+    };
+    let usable = driver.is_ok() && nvrtc.is_ok() && gpu.is_ok();
+    serde_json::json!({
+        "compiled": true,
+        "usable": usable,
+        "driver": driver.as_ref().err().map_or("found".to_string(), |e| e.clone()),
+        "nvrtc": match &nvrtc {
+            Ok(t) => format!("found, version {:?}", t.version()),
+            Err(e) => e.clone(),
+        },
+        "gpu": match &gpu {
+            Ok((name, bytes)) => serde_json::json!({"name": name, "memory_bytes": bytes}),
+            Err(e) => serde_json::json!({"error": e}),
+        },
+        "detail": if usable { "CUDA backend usable (--backend cuda)".to_string() }
+                  else { "CUDA backend compiled in but not usable on this machine".to_string() },
+    })
 }
