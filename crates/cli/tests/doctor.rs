@@ -91,7 +91,10 @@ fn doctor_json_matches_the_machine() {
             std::arch::is_x86_feature_detected!("avx512f")
         );
     }
-    assert_eq!(report["backends"]["cuda"]["compiled"], cfg!(feature = "cuda"));
+    assert_eq!(
+        report["backends"]["cuda"]["compiled"],
+        cfg!(feature = "cuda")
+    );
     assert_eq!(
         report["system"]["cpu_threads"],
         std::thread::available_parallelism().unwrap().get()

@@ -212,7 +212,10 @@ fn snapshot_cap_and_a_small_kv_pool_keep_outputs_exact() {
         run(handle, &first, 1);
         let mut follow = first.clone();
         follow.extend(prompt(10, 20));
-        assert_eq!(run(handle, &follow, 8).token_ids, run(&cold, &follow, 8).token_ids);
+        assert_eq!(
+            run(handle, &follow, 8).token_ids,
+            run(&cold, &follow, 8).token_ids
+        );
         assert!(handle.stats().prefix_cache_hit_tokens_total > before);
     }
 }
