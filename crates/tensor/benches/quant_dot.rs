@@ -1,4 +1,4 @@
-//! Single-thread `quant::dot` / `dot_many` / `dequantize` throughput over a 576 x 1536 weight
+//! Single-thread `quant::dot` / `dot_rows` / `dot_many` / `dequantize` throughput over a 576 x 1536 weight
 //! matrix (576 rows of 1536 values, SmolLM2's ffn_down shape) for q4_1, q8_0, q6_k, f32 and
 //! bf16, on every instruction set this CPU has. Prints GB/s of weight bytes read.
 //! Run: `cargo bench -p arle-tensor --bench quant_dot`.
@@ -80,8 +80,8 @@ fn main() {
     println!("weights {ROWS} x {COLS}, 1 thread; GB/s of weight bytes per row-dot");
     println!("(dot_many: one pass serves 4 activation rows and counts 4x)");
     println!(
-        "{:<6} {:<7} {:>9} {:>9} {:>13} {:>11}",
-        "isa", "dtype", "MB", "dot", "dot_many(4)", "dequantize"
+        "{:<6} {:<7} {:>9} {:>9} {:>9} {:>13} {:>11}",
+        "isa", "dtype", "MB", "dot", "dot_rows", "dot_many(4)", "dequantize"
     );
     for isa in Isa::all_supported() {
         for dtype in DTYPES {
@@ -92,6 +92,11 @@ fn main() {
                 for row in w.chunks_exact(row_bytes) {
                     black_box(quant::dot_with(isa, dtype, row, &xs[0]).expect("dot"));
                 }
+            });
+            let mut rows_out = vec![0.0f32; ROWS];
+            let rows_s = time_passes(|| {
+                quant::dot_rows_with(isa, dtype, &w, &xs[0], &mut rows_out).expect("dot_rows");
+                black_box(&rows_out);
             });
             let mut out = [0.0f32; 4];
             let many_s = time_passes(|| {
@@ -107,11 +112,12 @@ fn main() {
                 }
             });
             println!(
-                "{:<6} {:<7} {:>9.2} {:>9.2} {:>13.2} {:>11.2}",
+                "{:<6} {:<7} {:>9.2} {:>9.2} {:>9.2} {:>13.2} {:>11.2}",
                 format!("{isa:?}"),
                 dtype.name(),
                 gb * 1e3,
                 gb / dot_s,
+                gb / rows_s,
                 4.0 * gb / many_s,
                 gb / deq_s
             );

@@ -210,3 +210,38 @@ fn dot_many_matches_single_dots() {
         }
     }
 }
+
+#[test]
+fn dot_rows_equals_dot_of_each_row_bit_for_bit() {
+    // Every whole-block row length that divides the fixture (so 1 to many rows, covering the
+    // multi-row passes and their remainders), on every ISA.
+    let cases = load_cases();
+    for isa in Isa::all_supported() {
+        for case in &cases {
+            let (len, block) = (case.reference.len(), case.dtype.block_elems());
+            for row_len in (block..=len).step_by(block).filter(|r| len % r == 0) {
+                let n_rows = len / row_len;
+                let row_bytes = case.bytes.len() / n_rows;
+                let x = random_x(row_len, row_len as u64);
+                let mut out = vec![f32::NAN; n_rows];
+                quant::dot_rows_with(isa, case.dtype, &case.bytes, &x, &mut out).expect("rows");
+                for (r, got) in out.iter().enumerate() {
+                    let row = &case.bytes[r * row_bytes..(r + 1) * row_bytes];
+                    let want = quant::dot_with(isa, case.dtype, row, &x).expect("dot");
+                    let what = format!("{isa:?} {} row {r} of {n_rows}", case.name);
+                    assert_eq!(got.to_bits(), want.to_bits(), "{what}: {got} vs {want}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn dot_rows_rejects_a_partial_row() {
+    let x = vec![1.0f32; 32];
+    let mut out = vec![0.0f32; 2];
+    let bytes = vec![0u8; DType::Q4_1.bytes_for(32).expect("one block") * 2 + 1];
+    assert!(quant::dot_rows(DType::Q4_1, &bytes, &x, &mut out).is_err());
+    let bytes = vec![0u8; DType::Q4_1.bytes_for(32).expect("one block")];
+    assert!(quant::dot_rows(DType::Q4_1, &bytes, &x, &mut out).is_err());
+}

@@ -3,7 +3,8 @@
 //! `linear` parallelises over tiles of output rows (weight rows) with rayon; each task owns a
 //! disjoint set of output columns for all tokens. Per tile:
 //! - f32 weights whose bytes are 4-byte aligned are read in place;
-//! - few tokens (decode, `n <= SMALL_BATCH_TOKENS`): one [`quant::dot`] per (row, token);
+//! - few tokens (decode, `n <= SMALL_BATCH_TOKENS`): [`quant::dot_rows`] over contiguous row
+//!   ranges (no fork for small ops);
 //! - otherwise the tile is dequantised once into a per-task f32 scratch and multiplied against
 //!   all tokens by the register-blocked micro-kernel in [`super::gemm`].
 //!
@@ -80,17 +81,7 @@ pub fn linear_into(x: &Tensor, w: &Weight, bias: Option<&Weight>, out: &mut [f32
     }
     let dtype = w.dtype();
     if n <= SMALL_BATCH_TOKENS {
-        let min_len = (MIN_TASK_MACS / (k * n)).max(1);
-        return (0..m)
-            .into_par_iter()
-            .with_min_len(min_len)
-            .try_for_each(|j| {
-                let row = w.row(j);
-                for t in 0..n {
-                    put(t, j, quant::dot(dtype, row, &xs[t * k..(t + 1) * k])?);
-                }
-                Ok(())
-            });
+        return matvec(x, w, bias, &sink);
     }
     let min_len = (MIN_TASK_MACS / (TILE_ROWS * k * n)).max(1);
     let row_bytes = w.row_bytes();
@@ -108,6 +99,50 @@ pub fn linear_into(x: &Tensor, w: &Weight, bias: Option<&Weight>, out: &mut [f32
                 Ok::<(), TensorError>(())
             },
         )
+}
+
+/// The few-token path: contiguous row ranges of about `MIN_TASK_MACS` each (a small op is one
+/// range, run without forking), each consumed by [`quant::dot_rows`] for every token.
+/// x: `[n, k]`, w: `[m, k]`, bias: `[m]` → `sink` `[n, m]`.
+fn matvec(x: &Tensor, w: &Weight, bias: Option<&[f32]>, sink: &ColumnSink) -> Result<()> {
+    let (n, m, k) = dims(x, w)?;
+    let (dtype, row_bytes) = (w.dtype(), w.row_bytes());
+    let (bytes, xs) = (w.bytes().as_slice(), x.data());
+    let cap = std::env::var("XX_CAP")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(rayon::current_num_threads());
+    let max_tasks = (m * k * n / MIN_TASK_MACS).clamp(1, cap);
+    // Multiples of 4 rows keep every task on the kernel's multi-row pass.
+    let rows_per_task = m.div_ceil(max_tasks).next_multiple_of(4);
+    let tasks = m.div_ceil(rows_per_task);
+    let run = |task: usize| -> Result<()> {
+        let (r0, r1) = (task * rows_per_task, ((task + 1) * rows_per_task).min(m));
+        let rows = &bytes[r0 * row_bytes..r1 * row_bytes];
+        for t in 0..n {
+            // SAFETY: this task alone writes columns r0..r1 (task ranges are disjoint).
+            let dst = unsafe { sink.columns(t, r0, r1) }?;
+            if std::env::var_os("XX_SINGLE").is_some() {
+                for (j, o) in dst.iter_mut().enumerate() {
+                    *o = quant::dot(
+                        dtype,
+                        &rows[j * row_bytes..(j + 1) * row_bytes],
+                        &xs[t * k..(t + 1) * k],
+                    )?;
+                }
+            } else {
+                quant::dot_rows(dtype, rows, &xs[t * k..(t + 1) * k], dst)?;
+            }
+            if let Some(b) = bias {
+                dst.iter_mut().zip(&b[r0..r1]).for_each(|(v, b)| *v += b);
+            }
+        }
+        Ok(())
+    };
+    if tasks == 1 {
+        return run(0);
+    }
+    (0..tasks).into_par_iter().try_for_each(run)
 }
 
 /// Validates x `[n, k]` against w `[m, k]`; returns `(n, m, k)`.
@@ -165,6 +200,23 @@ impl ColumnSink {
             // SAFETY: in bounds (checked); exclusive per the caller contract.
             unsafe { *self.ptr.add(i) = v };
         }
+    }
+
+    /// Columns `j0..j1` of row `t`, for writing.
+    ///
+    /// # Safety
+    /// No other thread may access these elements while the slice lives.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn columns(&self, t: usize, j0: usize, j1: usize) -> Result<&mut [f32]> {
+        let start = t * self.cols + j0;
+        if j0 > j1 || j1 > self.cols || start + (j1 - j0) > self.len {
+            return shape_err(
+                "linear",
+                format!("columns {j0}..{j1} of row {t} out of range"),
+            );
+        }
+        // SAFETY: in bounds (checked); exclusive per the caller contract.
+        Ok(unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), j1 - j0) })
     }
 }
 

@@ -7,6 +7,8 @@
 //! - [`dot`]: `Σ w[i] · x[i]` over one row, block by block, without allocating. Each weight
 //!   `w[i]` is the exact dequantised value; only the summation order differs from a
 //!   sequential sum (several f32 accumulator lanes, fused multiply-add).
+//! - [`dot_rows`]: several consecutive rows against one activation row (decode mat-vec),
+//!   each result bit-identical to [`dot`].
 //! - [`dot_many`]: one row against several activation rows, unpacking each block once.
 //!
 //! The instruction set is chosen once per process ([`Isa::best`], cached); the `*_with`
@@ -127,6 +129,38 @@ pub fn dot_with(isa: Isa, dtype: DType, row: &[u8], x: &[f32]) -> Result<f32> {
         Isa::Scalar => scalar::dot(dtype, row, x),
         Isa::Avx2 | Isa::Avx512 => simd::dot(isa, dtype, row, x),
     })
+}
+
+/// `out[r] = Σ rows[r][i] · x[i]`: `out.len()` consecutive weight rows of `x.len()` values of
+/// `dtype` (`rows` holds exactly their bytes) against one activation row, several rows per
+/// pass over `x`. Each result is bit-identical to [`dot`] of that row.
+pub fn dot_rows(dtype: DType, rows: &[u8], x: &[f32], out: &mut [f32]) -> Result<()> {
+    dot_rows_with(Isa::best(), dtype, rows, x, out)
+}
+
+/// [`dot_rows`] with a forced instruction set (errors if the CPU lacks it).
+pub fn dot_rows_with(
+    isa: Isa,
+    dtype: DType,
+    rows: &[u8],
+    x: &[f32],
+    out: &mut [f32],
+) -> Result<()> {
+    check_isa(isa, "dot_rows")?;
+    check_len(dtype, rows, x.len() * out.len(), "dot_rows")?;
+    if out.is_empty() {
+        return Ok(());
+    }
+    if x.is_empty() {
+        out.fill(0.0);
+        return Ok(());
+    }
+    check_len(dtype, &rows[..rows.len() / out.len()], x.len(), "dot_rows")?;
+    match isa {
+        Isa::Scalar => scalar::dot_rows(dtype, rows, x, out),
+        Isa::Avx2 | Isa::Avx512 => simd::dot_rows(isa, dtype, rows, x, out),
+    }
+    Ok(())
 }
 
 /// `out[j] = Σ row[i] · xs[j][i]`: one weight row against several activation rows, each

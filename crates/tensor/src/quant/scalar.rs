@@ -89,6 +89,14 @@ pub(super) fn dot(dtype: DType, row: &[u8], x: &[f32]) -> f32 {
     acc.iter().sum()
 }
 
+/// `out[r] = Σ rows[r][i] · x[i]` for `out.len()` equal rows (`out` non-empty, `x` too).
+pub(super) fn dot_rows(dtype: DType, rows: &[u8], x: &[f32], out: &mut [f32]) {
+    let row_bytes = (rows.len() / out.len().max(1)).max(1);
+    for (o, row) in out.iter_mut().zip(rows.chunks_exact(row_bytes)) {
+        *o = dot(dtype, row, x);
+    }
+}
+
 /// `out[j] = Σ row[i] · xs[j][i]`, decoding each block once.
 pub(super) fn dot_many(dtype: DType, row: &[u8], xs: &[&[f32]], out: &mut [f32]) {
     const MAX_ROWS: usize = 8;

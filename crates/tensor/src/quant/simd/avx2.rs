@@ -149,6 +149,24 @@ fn sub(a: F, b: F) -> F {
 fn fmadd(a: F, b: F, c: F) -> F {
     _mm256_fmadd_ps(a, b, c)
 }
+/// A 16-entry f32 table: entries `0..8` and `8..16`.
+type T = (F, F);
+/// The table `f(q)` for `q = 0..16`, evaluated lane-wise on the exact f32 values of `q`.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn table16(f: impl Fn(F) -> F) -> T {
+    let low = to_f(iota());
+    (f(low), f(add(low, splat(8.0))))
+}
+/// Per lane `t[q & 15]` (bits above the low 4 of each lane are ignored).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn lookup16(t: T, q: I) -> F {
+    let low = _mm256_permutevar8x32_ps(t.0, q);
+    let high = _mm256_permutevar8x32_ps(t.1, q);
+    // Bit 3 of each index moved to the sign bit selects the upper half.
+    _mm256_blendv_ps(low, high, _mm256_castsi256_ps(_mm256_slli_epi32::<28>(q)))
+}
 /// Sum of the 8 lanes.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]

@@ -149,6 +149,20 @@ fn sub(a: F, b: F) -> F {
 fn fmadd(a: F, b: F, c: F) -> F {
     _mm512_fmadd_ps(a, b, c)
 }
+/// A 16-entry f32 table (one vector): entry `q` is lane `q`.
+type T = F;
+/// The table `f(q)` for `q = 0..16`, evaluated lane-wise on the exact f32 values of `q`.
+#[inline]
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+fn table16(f: impl Fn(F) -> F) -> T {
+    f(to_f(iota()))
+}
+/// Per lane `t[q & 15]` (bits above the low 4 of each lane are ignored).
+#[inline]
+#[target_feature(enable = "avx512f,avx2,fma,f16c")]
+fn lookup16(t: T, q: I) -> F {
+    _mm512_permutexvar_ps(q, t)
+}
 /// Sum of the 16 lanes.
 #[inline]
 #[target_feature(enable = "avx512f,avx2,fma,f16c")]
