@@ -75,6 +75,20 @@ pub(super) fn dot(isa: Isa, dtype: DType, row: &[u8], x: &[f32]) -> f32 {
     scalar::dot(dtype, row, x)
 }
 
+/// `out[r] = Σ rows[r][i] · x[i]`. `isa` must be supported (checked by the caller).
+pub(super) fn dot_rows(isa: Isa, dtype: DType, rows: &[u8], x: &[f32], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    match isa {
+        // SAFETY: the caller checked `isa.is_supported()`; lengths were checked by the API.
+        Isa::Avx2 => return unsafe { avx2::dot_rows(dtype, rows, x, out) },
+        // SAFETY: as above.
+        Isa::Avx512 => return unsafe { avx512::dot_rows(dtype, rows, x, out) },
+        Isa::Scalar => {}
+    }
+    let _ = isa;
+    scalar::dot_rows(dtype, rows, x, out)
+}
+
 /// `out[j] = Σ row[i] · xs[j][i]`. `isa` must be supported (checked by the caller).
 pub(super) fn dot_many(isa: Isa, dtype: DType, row: &[u8], xs: &[&[f32]], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
