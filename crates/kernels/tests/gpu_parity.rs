@@ -10,6 +10,8 @@ mod gpu_common;
 mod gpu_ops_attention;
 #[path = "gpu/misc.rs"]
 mod gpu_ops_misc;
+#[path = "gpu/sampling.rs"]
+mod gpu_ops_sampling;
 
 #[test]
 fn gpu_op_parity() {
@@ -26,7 +28,7 @@ fn gpu_op_parity() {
     gpu_ops_attention::decode(&mut ctx, 8, &[16, 31, 7], 8192, "1 partition, MHA");
     gpu_ops_attention::prefill(&mut ctx, &[(0, 1), (20, 7), (3, 33), (150, 100)]);
     gpu_ops_misc::linear_attention(&mut ctx);
-    gpu_ops_misc::routing_and_logprobs(&mut ctx);
-    gpu_ops_misc::sampling(&mut ctx);
+    gpu_ops_sampling::routing_and_logprobs(&mut ctx);
+    gpu_ops_sampling::sampling(&mut ctx);
     ctx.finish();
 }
