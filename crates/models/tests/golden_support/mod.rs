@@ -322,33 +322,37 @@ pub fn check_prefill_then_continue(model: &str) {
     );
 }
 
-/// One sequence's part of a batch.
-struct Part<'a> {
-    ids: &'a [u32],
-    past_tokens: usize,
-    block_table: &'a [u32],
+/// One sequence's part of a batch (`slot`: its linear-state slot; attention-only models
+/// ignore it).
+pub struct Part<'a> {
+    pub ids: &'a [u32],
+    pub past: usize,
+    pub table: &'a [u32],
+    pub slot: u32,
 }
 
 /// Several sequences in one batch, logits for every row.
-fn batch_of(parts: &[Part<'_>]) -> ForwardBatch {
+pub fn batch_of(parts: &[Part<'_>]) -> ForwardBatch {
     let mut b = ForwardBatch::default();
     for part in parts {
         let start = b.token_ids.len();
         for (i, &id) in part.ids.iter().enumerate() {
-            let pos = part.past_tokens + i;
+            let pos = part.past + i;
             b.token_ids.push(id);
             b.positions.push(pos as u32);
             b.attention.slot_mapping.push(
-                part.block_table[pos / KV_BLOCK_TOKENS] * KV_BLOCK_TOKENS as u32
+                part.table[pos / KV_BLOCK_TOKENS] * KV_BLOCK_TOKENS as u32
                     + (pos % KV_BLOCK_TOKENS) as u32,
             );
         }
         b.attention.seqs.push(SeqSpan {
             query_start: start,
             query_len: part.ids.len(),
-            context_len: part.past_tokens + part.ids.len(),
-            block_table: part.block_table.to_vec(),
+            context_len: part.past + part.ids.len(),
+            block_table: part.table.to_vec(),
         });
+        b.state_slots.push(part.slot);
+        b.snapshot_positions.push(Vec::new());
     }
     b.logits_rows = (0..b.token_ids.len()).collect();
     b
@@ -369,26 +373,30 @@ pub fn check_batched_equals_alone(model: &str) {
     let step1 = batch_of(&[
         Part {
             ids: &a[..100],
-            past_tokens: 0,
-            block_table: &table_a,
+            past: 0,
+            table: &table_a,
+            slot: 0,
         },
         Part {
             ids: &b[..60],
-            past_tokens: 0,
-            block_table: &table_b,
+            past: 0,
+            table: &table_b,
+            slot: 0,
         },
     ]);
     let (l1, _) = run(&loaded, &mut cache, &step1, false);
     let step2 = batch_of(&[
         Part {
             ids: &a[100..],
-            past_tokens: 100,
-            block_table: &table_a,
+            past: 100,
+            table: &table_a,
+            slot: 0,
         },
         Part {
             ids: &b[60..],
-            past_tokens: 60,
-            block_table: &table_b,
+            past: 60,
+            table: &table_b,
+            slot: 0,
         },
     ]);
     let (l2, _) = run(&loaded, &mut cache, &step2, false);

@@ -8,11 +8,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use arle_models::{ForwardBatch, LayerCache, LoadedModel, ModelCache, StateSnapshot};
-use arle_tensor::ops::SeqSpan;
 use arle_tensor::{Tensor, KV_BLOCK_TOKENS};
 
 use crate::golden_support::{
-    assert_close, load, max_abs_diff, rel_diff, run, scattered_blocks, Golden, NUM_BLOCKS, P,
+    assert_close, batch_of, load, max_abs_diff, rel_diff, run, scattered_blocks, Golden, Part,
+    NUM_BLOCKS, P,
 };
 
 /// One safetensors entry: (dtype, shape, little-endian bytes).
@@ -301,40 +301,6 @@ pub fn snapshot_diff(a: &StateSnapshot, b: &StateSnapshot) -> f32 {
         .zip(&b.layers)
         .map(|(x, y)| max_abs_diff(&x.conv, &y.conv).max(max_abs_diff(&x.recurrent, &y.recurrent)))
         .fold(0.0, f32::max)
-}
-
-/// One sequence's part of a batch.
-pub struct Part<'a> {
-    pub ids: &'a [u32],
-    pub past: usize,
-    pub table: &'a [u32],
-    pub slot: u32,
-}
-
-pub fn batch_of(parts: &[Part<'_>]) -> ForwardBatch {
-    let mut b = ForwardBatch::default();
-    for part in parts {
-        let start = b.token_ids.len();
-        for (i, &id) in part.ids.iter().enumerate() {
-            let pos = part.past + i;
-            b.token_ids.push(id);
-            b.positions.push(pos as u32);
-            b.attention.slot_mapping.push(
-                part.table[pos / KV_BLOCK_TOKENS] * KV_BLOCK_TOKENS as u32
-                    + (pos % KV_BLOCK_TOKENS) as u32,
-            );
-        }
-        b.attention.seqs.push(SeqSpan {
-            query_start: start,
-            query_len: part.ids.len(),
-            context_len: part.past + part.ids.len(),
-            block_table: part.table.to_vec(),
-        });
-        b.state_slots.push(part.slot);
-        b.snapshot_positions.push(Vec::new());
-    }
-    b.logits_rows = (0..b.token_ids.len()).collect();
-    b
 }
 
 /// Batch invariance: A resumes from a snapshot at 64 (shared pages, slot 1) next to a fresh B
