@@ -23,6 +23,23 @@ pub enum DType {
 pub const QK_K: usize = 256;
 
 impl DType {
+    /// Every format: the plain floats, then the GGUF block types.
+    pub const ALL: [DType; 13] = [
+        DType::F32,
+        DType::F16,
+        DType::BF16,
+        DType::Q4_0,
+        DType::Q4_1,
+        DType::Q5_0,
+        DType::Q5_1,
+        DType::Q8_0,
+        DType::Q2K,
+        DType::Q3K,
+        DType::Q4K,
+        DType::Q5K,
+        DType::Q6K,
+    ];
+
     /// Values per block (1 for plain floats).
     pub const fn block_elems(self) -> usize {
         match self {

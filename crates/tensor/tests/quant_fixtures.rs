@@ -27,24 +27,10 @@ fn fixture_dir() -> PathBuf {
 }
 
 fn parse_dtype(name: &str) -> DType {
-    [
-        DType::F32,
-        DType::F16,
-        DType::BF16,
-        DType::Q4_0,
-        DType::Q4_1,
-        DType::Q5_0,
-        DType::Q5_1,
-        DType::Q8_0,
-        DType::Q2K,
-        DType::Q3K,
-        DType::Q4K,
-        DType::Q5K,
-        DType::Q6K,
-    ]
-    .into_iter()
-    .find(|d| d.name() == name)
-    .unwrap_or_else(|| panic!("unknown dtype {name} in manifest"))
+    DType::ALL
+        .into_iter()
+        .find(|d| d.name() == name)
+        .unwrap_or_else(|| panic!("unknown dtype {name} in manifest"))
 }
 
 fn load_cases() -> Vec<Case> {
