@@ -289,11 +289,7 @@ impl EngineLoop {
         }
     }
 
-    pub(crate) fn publish_initial_stats(&self) {
-        self.publish_stats();
-    }
-
-    fn publish_stats(&self) {
+    pub(crate) fn publish_stats(&self) {
         let s = self.scheduler.stats();
         if let Ok(mut stats) = self.shared.stats.lock() {
             stats.waiting_requests = s.num_waiting;

@@ -122,7 +122,7 @@ pub fn start_engine_with_model(
         generation_tokens_total: 0,
         finished_total: 0,
     };
-    engine.publish_initial_stats();
+    engine.publish_stats();
     std::thread::Builder::new()
         .name("arle-engine".into())
         .spawn(move || engine.run())
