@@ -1,7 +1,9 @@
 """Fixtures: live `infer` servers for the OpenAI-SDK tests.
 
 Env: ARLE_INFER_BIN (default target/release/infer), ARLE_TEST_MODEL (default
-.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf; run scripts/fetch-test-assets.sh).
+.cache/models/SmolLM2-135M-Instruct.Q4_1.gguf; run scripts/fetch-test-assets.sh),
+ARLE_INFER_ARGS (extra flags for every server, split on whitespace: `--backend cuda` runs the
+same tests on the GPU).
 Each server gets a free port, is ready when /readyz answers 200, and must exit 0 on SIGTERM.
 """
 
@@ -54,6 +56,7 @@ class Server:
         args = [str(infer_bin()), "--model", str(model or model_path()), "--host", "127.0.0.1", "--port", str(self.port)]
         if api_key:
             args += ["--api-key", api_key]
+        args += os.environ.get("ARLE_INFER_ARGS", "").split()
         args += list(extra_args)
         env = dict(os.environ)
         env.pop("ARLE_API_KEY", None)

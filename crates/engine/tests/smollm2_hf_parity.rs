@@ -21,6 +21,18 @@ const NEAR_TIE_MARGIN: f64 = 0.2;
 /// over identical dequantized weights: only summation order differs; measured <= 3e-5 with HF
 /// logits rounded to 1e-5 in the fixture).
 const LOGIT_GAP_TOLERANCE: f32 = 1e-3;
+/// The same on a GPU (`ARLE_TEST_DEVICE=cuda`): bf16 activations and weights dequantised to
+/// bf16 move logits by a few hundredths (MODEL-SPECS §9: bf16 logits of different op orders
+/// differ by up to ~5e-2), so gaps may differ by twice that.
+const LOGIT_GAP_TOLERANCE_BF16: f32 = 0.1;
+
+fn gap_tolerance() -> f32 {
+    if engine_common::on_gpu() {
+        LOGIT_GAP_TOLERANCE_BF16
+    } else {
+        LOGIT_GAP_TOLERANCE
+    }
+}
 
 fn fixture() -> Value {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -108,7 +120,10 @@ fn greedy_generation_matches_transformers() {
         }
         compared_per_case.push((name.to_string(), compared));
     }
-    eprintln!("compared tokens per case: {compared_per_case:?}");
+    eprintln!(
+        "compared tokens per case ({:?}): {compared_per_case:?}",
+        engine_common::test_device()
+    );
     let long = compared_per_case.iter().filter(|(_, n)| *n >= 10).count();
     assert!(
         long >= 2,
@@ -142,7 +157,7 @@ fn assert_logit_gaps(name: &str, step: usize, hf: &Value, ours: &arle_engine::To
         let hf_gap = hf_logit - hf_logits[0];
         let our_gap = our_lp - ours.top[0].1;
         assert!(
-            (hf_gap - our_gap).abs() <= LOGIT_GAP_TOLERANCE,
+            (hf_gap - our_gap).abs() <= gap_tolerance(),
             "{name}: step {step}: rank-{k} id {id}: gap ours {our_gap} vs HF {hf_gap}"
         );
     }

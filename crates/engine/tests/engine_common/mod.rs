@@ -29,10 +29,27 @@ pub fn smollm2_gguf() -> PathBuf {
     path
 }
 
-/// Starts an engine on SmolLM2 with `config` (its `model_path` is filled in).
+/// Where the engine tests run: `ARLE_TEST_DEVICE=cuda` (builds with the `cuda` feature) puts
+/// the model on GPU 0, so the same tests check the CUDA backend on the GPU machine; default CPU.
+pub fn test_device() -> arle_tensor::Device {
+    match std::env::var("ARLE_TEST_DEVICE").as_deref() {
+        Ok("cpu") | Err(_) => arle_tensor::Device::Cpu,
+        #[cfg(feature = "cuda")]
+        Ok("cuda") => arle_tensor::Device::Cuda(0),
+        Ok(other) => panic!("ARLE_TEST_DEVICE={other}: expected cpu or cuda (cuda needs --features cuda)"),
+    }
+}
+
+/// True when the tests run on a GPU (bf16 activations: looser numeric gates).
+pub fn on_gpu() -> bool {
+    test_device() != arle_tensor::Device::Cpu
+}
+
+/// Starts an engine on SmolLM2 with `config` (its `model_path` and device are filled in).
 pub fn start(config: EngineConfig) -> EngineHandle {
     start_engine(EngineConfig {
         model_path: smollm2_gguf(),
+        device: test_device(),
         ..config
     })
     .unwrap()
