@@ -1,57 +1,83 @@
 #!/usr/bin/env bash
-# Runs every GPU test of arle-kernels on the GPU machine and prints the parity table last.
-# The GPU machine has no Rust toolchain: build the test binary here first and carry it:
-#   cargo test -p arle-kernels --release --features gpu-tests --no-run
-#   mkdir -p .gpu && cp "$(ls -t target/release/deps/gpu_parity-* | grep -v '\.d$' | head -1)" .gpu/gpu_parity
-# Optional, when present in .gpu/ (issue 5, CUDA backend through the engine):
-#   .gpu/gpu_golden   cargo test -p arle-models --release --features gpu-tests --test gpu_golden --no-run
-#                     (copy target/release/deps/gpu_golden-<hash>); tiny llama/qwen3 HF goldens on GPU
-#   .gpu/arle + .gpu/smollm2-2l.gguf   cargo build --release -p arle-cli --features cuda, and
-#                     scripts/truncate_gguf.py (SmolLM2 Q4_1 cut to 2 blocks, fits the carry):
-#                     `arle run` greedy on --backend cpu and --backend cuda, texts compared
-# then on the GPU machine (device tool, carry [".gpu"]):  scripts/gpu-check.sh
-# NVRTC and headers come from the CUDA install (CUDA_HOME, default /usr/local/cuda); kernels are
-# cached under ARLE_KERNEL_CACHE (default here: a temp dir, so every run compiles from scratch).
-set -euo pipefail
+# Runs every GPU check on the GPU machine (no Rust toolchain there) and prints a short table last.
+# Build here and carry `.gpu/` (see scripts/gpu-build.sh, which builds and strips everything below):
+#   .gpu/gpu_parity          kernel op parity (arle-kernels, feature gpu-tests)
+#   .gpu/gpu_golden          tiny HF goldens through the CUDA backend (arle-models, gpu-tests)
+#   .gpu/engine/<test>       arle-engine integration tests built with --features cuda; run with
+#                            ARLE_TEST_DEVICE=cuda (SmolLM2 HF greedy parity, batching, prefix reuse, ...)
+#   .gpu/gpu_engine          arle-engine GPU-only tests (gpu-tests feature), when present
+#   .gpu/dump_logits         arle-models example: real-size Qwen3-4B / Qwen3.5-2B vs HF bf16 logits
+#                            (scripts/gpu_real_size.py builds the random models with HF there)
+#   .gpu/infer               the server: tests/openai (openai SDK) against `--backend cuda`; the SDK
+#                            wheels travel in .whl/ (pip download of tests/requirements.txt)
+# The full SmolLM2 GGUF (98 MB) exceeds one call's carry: it travels in parts `.gpa/part*`,
+# `.gpb/part*`, `.gpc/part*` over consecutive calls on a warm machine and is joined here.
+# Sections run only when their inputs are present; ARLE_GPU_SECTIONS (space separated, default all:
+# parity golden engine realsize openai) picks some. Logs go to $OUT.
+set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-bin="${ARLE_GPU_TEST_BIN:-$root/.gpu/gpu_parity}"
-test -x "$bin" || { echo "no test binary at $bin (see the header of this script)" >&2; exit 1; }
-export ARLE_KERNEL_CACHE="${ARLE_KERNEL_CACHE:-$(mktemp -d)/kernels}"
 out="${OUT:-$(mktemp -d)}"
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
-start=$(date +%s%N)
-"$bin" --nocapture --test-threads=1 2>&1 | tee "$out/gpu_parity.log" || true
-echo "first run (compiles every kernel): $(( ($(date +%s%N) - start) / 1000000 )) ms"
-start=$(date +%s%N)
-"$bin" --test-threads=1 >"$out/gpu_parity_cached.log" 2>&1
-echo "second run (kernel cache hit): $(( ($(date +%s%N) - start) / 1000000 )) ms; $(grep "test result" "$out/gpu_parity_cached.log")"
-
-summary=()
-golden="$root/.gpu/gpu_golden"
-if [ -x "$golden" ]; then
-  (cd "$root/crates/models" && "$golden" --nocapture --test-threads=1) 2>&1 | tee "$out/gpu_golden.log" || true
-  summary+=("$(grep -oE 'GOLDEN .*' "$out/gpu_golden.log" || echo 'GOLDEN: no result lines')")
-  summary+=("gpu_golden: $(grep 'test result' "$out/gpu_golden.log" || echo 'did not finish')")
+sections="${ARLE_GPU_SECTIONS:-parity golden engine realsize openai}"
+want() { [[ " $sections " == *" $1 "* ]]; }
+export ARLE_KERNEL_CACHE="${ARLE_KERNEL_CACHE:-/tmp/arle-kernels}"
+# Test binaries embed the absolute path of the tree they were built in (fixtures are found through
+# CARGO_MANIFEST_DIR): make those paths point at this checkout.
+for p in /work/main /work/wt1 /work/wt2; do
+  [ -e "$p" ] || { mkdir -p "$(dirname "$p")" && ln -sfn "$root" "$p"; }
+done
+for f in "$root"/.gpu/*.gz "$root"/.gpu/engine/*.gz; do
+  [ -f "$f" ] && [ ! -e "${f%.gz}" ] && gunzip -kf "$f" && chmod +x "${f%.gz}"
+done
+smollm2=/tmp/SmolLM2-135M-Instruct.Q4_1.gguf
+if [ ! -f "$smollm2" ] && ls "$root"/.gpa/part* "$root"/.gpb/part* "$root"/.gpc/part* >/dev/null 2>&1; then
+  cat "$root"/.gpa/part* "$root"/.gpb/part* "$root"/.gpc/part* >"$smollm2"
 fi
-arle="$root/.gpu/arle"
-if [ -f "$arle.gz" ] && [ ! -x "$arle" ]; then gunzip -k "$arle.gz" && chmod +x "$arle"; fi
-gguf="$root/.gpu/smollm2-2l.gguf"
-if [ -x "$arle" ] && [ -f "$gguf" ]; then
-  prompt="Write one sentence about the sea."
-  for backend in cpu cuda; do
-    start=$(date +%s%N)
-    "$arle" run --backend "$backend" --model "$gguf" --no-tools --temperature 0 --max-tokens 24 \
-      --prompt "$prompt" >"$out/run_$backend.txt" 2>"$out/run_$backend.err" || true
-    ms=$(( ($(date +%s%N) - start) / 1000000 ))
-    summary+=("arle run --backend $backend (${ms} ms): $(tr '\n' ' ' <"$out/run_$backend.txt" | head -c 200)")
-    tail -3 "$out/run_$backend.err"
+[ -f "$smollm2" ] && export ARLE_SMOLLM2_GGUF="$smollm2"
+summary=()
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
+summary+=("card: $(cat "$out/gpu.txt")")
+
+if want parity && [ -x "$root/.gpu/gpu_parity" ]; then
+  start=$(date +%s%N)
+  "$root/.gpu/gpu_parity" --nocapture --test-threads=1 >"$out/gpu_parity.log" 2>&1
+  summary+=("kernel parity ($(( ($(date +%s%N) - start) / 1000000 )) ms incl. NVRTC): $(grep -E 'checks, [0-9]+ failed' "$out/gpu_parity.log" | tail -1) / $(grep 'test result' "$out/gpu_parity.log" | tail -1)")
+  grep -E "FAIL|panicked" "$out/gpu_parity.log" | head -20
+  grep -E "^BENCH" "$out/gpu_parity.log" | while read -r l; do echo "$l"; done
+fi
+if want golden && [ -x "$root/.gpu/gpu_golden" ]; then
+  (cd "$root/crates/models" && "$root/.gpu/gpu_golden" --nocapture --test-threads=1) >"$out/gpu_golden.log" 2>&1
+  while read -r l; do summary+=("$l"); done < <(grep -oE 'GOLDEN .*' "$out/gpu_golden.log")
+  summary+=("gpu_golden: $(grep 'test result' "$out/gpu_golden.log" || echo 'did not finish')")
+  grep -E "panicked" -A3 "$out/gpu_golden.log" | head -20
+fi
+if want engine && [ -d "$root/.gpu/engine" ]; then
+  for t in "$root"/.gpu/engine/*; do
+    [[ "$t" == *.gz ]] && continue
+    name=$(basename "$t")
+    ARLE_TEST_DEVICE=cuda "$t" --test-threads=1 --nocapture >"$out/engine_$name.log" 2>&1
+    summary+=("engine $name (cuda): $(grep 'test result' "$out/engine_$name.log" | tail -1 || echo 'did not finish')")
+    grep -E "^test .* FAILED|panicked at" -A4 "$out/engine_$name.log" | head -24
+    grep -E "compared tokens per case" "$out/engine_$name.log"
   done
-  if cmp -s "$out/run_cpu.txt" "$out/run_cuda.txt"; then
-    summary+=("arle run: cpu and cuda greedy texts IDENTICAL")
-  else
-    summary+=("arle run: cpu and cuda greedy texts DIFFER (bf16 vs f32; see above)")
-  fi
+fi
+if want engine && [ -x "$root/.gpu/gpu_engine" ]; then
+  "$root/.gpu/gpu_engine" --test-threads=1 --nocapture >"$out/gpu_engine.log" 2>&1
+  summary+=("gpu_engine: $(grep 'test result' "$out/gpu_engine.log" | tail -1 || echo 'did not finish')")
+  grep -E "^test .* FAILED|panicked at" -A4 "$out/gpu_engine.log" | head -24
+fi
+if want realsize && [ -x "$root/.gpu/dump_logits" ]; then
+  python3 "$root/scripts/gpu_real_size.py" --bin "$root/.gpu/dump_logits" --work /tmp/realsize \
+    ${ARLE_REALSIZE_MODELS:+--models "$ARLE_REALSIZE_MODELS"} >"$out/realsize.log" 2>&1
+  grep -vE "^\[transformers\]" "$out/realsize.log" | grep -vE "REALSIZE" | tail -8
+  while read -r l; do summary+=("$l"); done < <(grep -E '^REALSIZE' "$out/realsize.log")
+fi
+if want openai && [ -x "$root/.gpu/infer" ] && [ -d "$root/.whl" ] && [ -f "$smollm2" ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$root"/.whl/*.whl
+  (cd "$root" && PYTHONPATH=/tmp/site ARLE_INFER_BIN="$root/.gpu/infer" ARLE_TEST_MODEL="$smollm2" \
+    ARLE_INFER_ARGS="--backend cuda ${ARLE_OPENAI_EXTRA_ARGS:-}" python3 -m pytest -q --maxfail=50 -p no:cacheprovider tests/openai) \
+    >"$out/openai_cuda.log" 2>&1
+  grep -E "FAILED|Error" "$out/openai_cuda.log" | head -20
+  summary+=("openai SDK tests on --backend cuda: $(tail -1 "$out/openai_cuda.log")")
 fi
 echo "==== summary ===="
-grep -E "checks, [0-9]+ failed" "$out/gpu_parity.log" || true
 printf '%s\n' "${summary[@]}"
