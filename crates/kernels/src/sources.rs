@@ -51,6 +51,10 @@ pub const PAGED_ATTENTION_DECODE: KernelSource = source!(
 );
 pub const PAGED_ATTENTION_PREFILL: KernelSource =
     source!("paged_attention_prefill", ["paged_attn_prefill_bf16"]);
+pub const PAGED_ATTENTION_PREFILL_MMA: KernelSource = source!(
+    "paged_attention_prefill_mma",
+    ["paged_attn_prefill_mma_bf16"]
+);
 pub const GATED_DELTA_NET: KernelSource =
     source!("gated_delta_net", ["gdn_decode_bf16", "gdn_prefill_bf16"]);
 pub const CAUSAL_CONV1D: KernelSource = source!(
@@ -58,6 +62,15 @@ pub const CAUSAL_CONV1D: KernelSource = source!(
     ["causal_conv1d_prefill_bf16", "causal_conv1d_decode_bf16"]
 );
 pub const MOE_ROUTING: KernelSource = source!("moe_routing", ["moe_topk_softmax_bf16"]);
+pub const MOE_EXPERTS: KernelSource = source!(
+    "moe_experts",
+    [
+        "moe_topk_softmax_f32w",
+        "moe_align",
+        "moe_grouped_gemm_bf16",
+        "moe_combine_bf16"
+    ]
+);
 pub const LOGPROBS: KernelSource = source!("logprobs", ["log_softmax_bf16", "log_softmax_f32"]);
 pub const SAMPLING: KernelSource =
     source!("sampling", ["apply_penalties_f32", "sample_tokens_f32"]);
@@ -71,9 +84,11 @@ pub const ALL_SOURCES: &[KernelSource] = &[
     PAGED_KV,
     PAGED_ATTENTION_DECODE,
     PAGED_ATTENTION_PREFILL,
+    PAGED_ATTENTION_PREFILL_MMA,
     GATED_DELTA_NET,
     CAUSAL_CONV1D,
     MOE_ROUTING,
+    MOE_EXPERTS,
     LOGPROBS,
     SAMPLING,
 ];

@@ -7,6 +7,7 @@
 pub mod attention;
 pub mod basic;
 pub mod linear_attn;
+pub mod moe;
 pub mod norm;
 pub mod routing;
 pub mod sampling;
