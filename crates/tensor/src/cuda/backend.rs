@@ -29,6 +29,7 @@ const EXTRA: KernelSource = KernelSource {
         "add_rows_bf16",
         "gather_rows_bf16",
         "bf16_to_f32",
+        "sigmoid_mul_bf16",
     ],
 };
 

@@ -41,3 +41,13 @@ extern "C" __global__ void bf16_to_f32(const bf16* __restrict__ x, float* __rest
     out[i] = bf(x[i]);
   }
 }
+
+// sigmoid_mul_bf16 (Qwen3.5 gated attention output gate, appended):
+//   out[i] = bf16(x[i] * sigmoid(g[i])),   x, g, out [n] bf16. Grid-stride, block 256.
+extern "C" __global__ void sigmoid_mul_bf16(const bf16* __restrict__ x, const bf16* __restrict__ g,
+                                            bf16* __restrict__ out, long long n) {
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
+       i += (long long)gridDim.x * blockDim.x) {
+    out[i] = tobf(bf(x[i]) / (1.0f + expf(-bf(g[i]))));
+  }
+}

@@ -15,6 +15,7 @@
 
 pub mod attention;
 mod backend;
+pub mod hybrid;
 pub mod ops;
 mod storage;
 

@@ -79,3 +79,22 @@ pub fn paged_attention(
     }
     attention::paged_attention(q, cache, meta, scale)
 }
+
+// Qwen3.5 hybrid ops (the GDN conv + delta rule itself is the batch-level
+// `crate::cuda::hybrid::gdn_conv_delta_rule`, called by the model on the GPU path).
+
+/// See the CPU `gated_rms_norm`.
+pub fn gated_rms_norm(x: &Tensor, z: &Tensor, w: &Weight, eps: f32) -> Result<Tensor> {
+    if on_gpu(x) || on_gpu(z) {
+        return cuda::hybrid::gated_rms_norm(x, z, w, eps);
+    }
+    super::gated_norm::gated_rms_norm(x, z, w, eps)
+}
+
+/// See the CPU `sigmoid_mul`.
+pub fn sigmoid_mul(x: &Tensor, gate: &Tensor) -> Result<Tensor> {
+    if on_gpu(x) || on_gpu(gate) {
+        return cuda::hybrid::sigmoid_mul(x, gate);
+    }
+    activation::sigmoid_mul(x, gate)
+}

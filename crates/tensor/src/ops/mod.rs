@@ -24,6 +24,7 @@ mod rope;
 mod simd;
 mod softmax;
 
+#[cfg(not(feature = "cuda"))]
 pub use activation::sigmoid_mul;
 #[cfg(not(feature = "cuda"))]
 pub use activation::{add_inplace, silu_mul};
@@ -35,6 +36,9 @@ pub use conv1d::{causal_conv1d_silu, conv_window_after};
 pub use dispatch::{
     add_inplace, apply_rope, embedding, kv_append, linear, paged_attention, rms_norm, silu_mul,
 };
+#[cfg(feature = "cuda")]
+pub use dispatch::{gated_rms_norm, sigmoid_mul};
+#[cfg(not(feature = "cuda"))]
 pub use gated_norm::gated_rms_norm;
 pub use gdn::{
     gated_delta_rule_chunked, gated_delta_rule_recurrent, gdn_gates, GdnInput, GdnShape, GDN_CHUNK,
