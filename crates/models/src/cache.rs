@@ -10,6 +10,12 @@
 //! or restores it from a [`StateSnapshot`] (prefix-cache resume) before the step. States the
 //! batch asked to capture ([`crate::ForwardBatch::snapshot_positions`]) are pushed to
 //! [`ModelCache::captured`] during the forward; the runner drains them.
+//!
+//! With the `cuda` feature a linear layer's slots move to the GPU on the first GPU forward
+//! ([`LinearState::gpu`], host vectors then empty, as KV pages do): conv window bf16
+//! `[num_slots, conv_dim, conv_kernel - 1]`, recurrent f32 `[num_slots, Hv, Dk, Dv]`. Reset,
+//! restore and snapshot then become device memset / host-to-device / device-to-host copies;
+//! snapshots keep the host layout above either way.
 
 use std::ops::Range;
 
@@ -96,6 +102,11 @@ pub struct LinearState {
     pub conv: Vec<f32>,
     /// `[num_slots, num_v_heads, k_head_dim, v_head_dim]`
     pub recurrent: Vec<f32>,
+    /// `(conv_dim, conv_kernel)` of the layer.
+    pub conv_shape: (usize, usize),
+    /// Device slots (then `conv` and `recurrent` are empty).
+    #[cfg(feature = "cuda")]
+    pub gpu: Option<std::sync::Arc<arle_tensor::cuda::hybrid::GpuLinearState>>,
 }
 
 /// One linear layer's state of one sequence at one position.
@@ -178,6 +189,9 @@ impl ModelCache {
                         recurrent_floats,
                         conv: vec![0.0; num_state_slots * conv_floats],
                         recurrent: vec![0.0; num_state_slots * recurrent_floats],
+                        conv_shape: (*conv_dim, *conv_kernel),
+                        #[cfg(feature = "cuda")]
+                        gpu: None,
                     })
                 }
             })
@@ -203,6 +217,11 @@ impl ModelCache {
     pub fn reset_state(&mut self, slot: usize) -> Result<()> {
         for layer in &mut self.layers {
             if let LayerCache::Linear(st) = layer {
+                #[cfg(feature = "cuda")]
+                if st.gpu.is_some() {
+                    st.gpu_mut()?.reset_slot(slot)?;
+                    continue;
+                }
                 let (conv, rec) = st.slot_ranges(slot)?;
                 st.conv[conv].fill(0.0);
                 st.recurrent[rec].fill(0.0);
@@ -219,10 +238,17 @@ impl ModelCache {
                 let snap = snaps
                     .next()
                     .ok_or_else(|| snapshot_mismatch("too few layers"))?;
-                let (conv, rec) = st.slot_ranges(slot)?;
-                if snap.conv.len() != conv.len() || snap.recurrent.len() != rec.len() {
+                if snap.conv.len() != st.conv_floats || snap.recurrent.len() != st.recurrent_floats
+                {
                     return Err(snapshot_mismatch("layer sizes differ"));
                 }
+                #[cfg(feature = "cuda")]
+                if st.gpu.is_some() {
+                    st.gpu_mut()?
+                        .write_slot(slot, &snap.conv, &snap.recurrent)?;
+                    continue;
+                }
+                let (conv, rec) = st.slot_ranges(slot)?;
                 st.conv[conv].copy_from_slice(&snap.conv);
                 st.recurrent[rec].copy_from_slice(&snap.recurrent);
             }
@@ -238,6 +264,12 @@ impl ModelCache {
         let mut layers = Vec::new();
         for layer in &self.layers {
             if let LayerCache::Linear(st) = layer {
+                #[cfg(feature = "cuda")]
+                if let Some(gpu) = &st.gpu {
+                    let (conv, recurrent) = gpu.read_slot(slot)?;
+                    layers.push(LinearLayerSnapshot { conv, recurrent });
+                    continue;
+                }
                 let (conv, rec) = st.slot_ranges(slot)?;
                 layers.push(LinearLayerSnapshot {
                     conv: st.conv[conv].to_vec(),
@@ -250,6 +282,43 @@ impl ModelCache {
 }
 
 impl LinearState {
+    /// The device slots for a forward on GPU `ordinal`: uploaded from the host vectors (which
+    /// are then freed) on first use.
+    #[cfg(feature = "cuda")]
+    pub fn gpu_on(
+        &mut self,
+        ordinal: usize,
+    ) -> Result<&mut arle_tensor::cuda::hybrid::GpuLinearState> {
+        if self.gpu.is_none() {
+            let gpu = arle_tensor::cuda::hybrid::GpuLinearState::upload(
+                ordinal,
+                self.num_slots,
+                self.conv_shape,
+                self.recurrent_floats,
+                &self.conv,
+                &self.recurrent,
+            )?;
+            self.gpu = Some(std::sync::Arc::new(gpu));
+            self.conv = Vec::new();
+            self.recurrent = Vec::new();
+        }
+        self.gpu_mut()
+    }
+
+    /// The device slots for an in-place update (an error when shared with a clone).
+    #[cfg(feature = "cuda")]
+    fn gpu_mut(&mut self) -> Result<&mut arle_tensor::cuda::hybrid::GpuLinearState> {
+        self.gpu
+            .as_mut()
+            .and_then(std::sync::Arc::get_mut)
+            .ok_or_else(|| {
+                crate::ModelError::Tensor(arle_tensor::TensorError::Invalid {
+                    op: "linear state",
+                    detail: "device slots missing or shared with a clone of this cache".into(),
+                })
+            })
+    }
+
     /// Index ranges of slot `slot` in `conv` and `recurrent`.
     pub fn slot_ranges(&self, slot: usize) -> Result<(Range<usize>, Range<usize>)> {
         if slot >= self.num_slots {

@@ -156,3 +156,179 @@ fn llama_goldens_on_gpu() {
 fn qwen3_goldens_on_gpu() {
     goldens_on_gpu("qwen3", golden_support::P);
 }
+
+// ---- Qwen3.5 hybrid (Gated DeltaNet + gated attention) through CUDA (issue 5) ----
+
+mod hybrid_support;
+
+/// The largest relative diff (max|a-b| / max|b|, per tensor) of a snapshot's linear states vs
+/// HF's cache after the P-token prefill (`cache.{i}.conv_state` `[1, conv_dim, K]` keeps K rows,
+/// ours the last K-1; `recurrent_state` `[1, Hv, Dk, Dv]`).
+fn snapshot_vs_hf(loaded: &LoadedModel, snap: &arle_models::StateSnapshot, golden: &Golden) -> f32 {
+    use arle_models::LayerCacheSpec;
+    let linear = loaded
+        .model
+        .info()
+        .cache
+        .layers
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| matches!(l, LayerCacheSpec::Linear { .. }))
+        .map(|(i, _)| i);
+    let mut worst = 0.0f32;
+    for (i, layer) in linear.zip(&snap.layers) {
+        let (shape, hf_conv) = &golden.tensors[&format!("cache.{i}.conv_state")];
+        let (conv_dim, k) = (shape[1], shape[2]);
+        let hf_last: Vec<f32> = (0..k - 1)
+            .flat_map(|r| (0..conv_dim).map(move |c| (r, c)))
+            .map(|(r, c)| hf_conv[c * k + r + 1])
+            .collect();
+        worst = worst.max(golden_support::rel_diff(&layer.conv, &hf_last));
+        let hf_rec = golden.get(&format!("cache.{i}.recurrent_state"));
+        worst = worst.max(golden_support::rel_diff(&layer.recurrent, hf_rec));
+    }
+    worst
+}
+
+/// A hybrid golden (`qwen3_5`, or `qwen3_5_moe`) through CUDA: full pass, prefill + decode
+/// steps, prefill + continuation chunk, snapshots captured mid-prefill (page-aligned and not)
+/// restored into another slot and continued (vs HF and vs the uninterrupted GPU run), the
+/// captured state vs HF's cache, and a batch mixing a continuation with a fresh prefill.
+pub fn hybrid_goldens_on_gpu(model: &str) {
+    use hybrid_support::single;
+    let loaded = load_gpu(model);
+    let golden = Golden::open(model);
+    let vocab = loaded.config.vocab_size;
+    let ids = &golden.input_ids;
+    let (t, p) = (ids.len(), golden_support::P);
+    let pages = t.div_ceil(KV_BLOCK_TOKENS);
+    let table = scattered_blocks(pages, 9, 13);
+    let new_cache = || hybrid_support::new_cache(&loaded);
+
+    let mut cache = new_cache();
+    let full = forward(&loaded, &mut cache, &single(ids, 0, &table, 2, &[], true));
+    check(model, "full pass", &full, golden.get("logits.full"), vocab);
+
+    let mut cache = new_cache();
+    let prefill = single(&ids[..p], 0, &table, 1, &[], false);
+    let last = forward(&loaded, &mut cache, &prefill);
+    let want = golden.rows("logits.full", p - 1..p);
+    check(model, "prefill last row", &last, &want, vocab);
+    let mut rows = Vec::new();
+    for pos in p..t {
+        let step = single(&ids[pos..pos + 1], pos, &table, 1, &[], false);
+        rows.extend(forward(&loaded, &mut cache, &step));
+    }
+    let want = golden.get("logits.prefill_then_decode");
+    check(model, "prefill then decode", &rows, want, vocab);
+
+    let mut cache = new_cache();
+    forward(&loaded, &mut cache, &prefill);
+    let rest = single(&ids[p..], p, &table, 1, &[], true);
+    let cont = forward(&loaded, &mut cache, &rest);
+    let want = golden.get("logits.prefill_then_continue");
+    check(model, "prefill then continue", &cont, want, vocab);
+
+    // Captures at 64 and 128 (chunk and page aligned) and P = 100 (neither).
+    let boundaries = [64, p, 128];
+    let table: Vec<u32> = (0..pages as u32).collect();
+    let mut cache = new_cache();
+    let full = forward(
+        &loaded,
+        &mut cache,
+        &single(ids, 0, &table, 0, &boundaries, true),
+    );
+    check(
+        model,
+        "full pass with captures",
+        &full,
+        golden.get("logits.full"),
+        vocab,
+    );
+    let captured = std::mem::take(&mut cache.captured);
+    assert_eq!(
+        captured.len(),
+        boundaries.len(),
+        "one snapshot per boundary"
+    );
+    for (cap, &b) in captured.iter().zip(&boundaries) {
+        assert_eq!((cap.seq_index, cap.snapshot.position), (0, b));
+        if b == p {
+            let d = snapshot_vs_hf(&loaded, &cap.snapshot, &golden);
+            println!(
+                "GOLDEN {model:<7} {:<28} rel {d:.3e}",
+                "snapshot at P vs HF cache"
+            );
+            assert!(d <= 0.1, "{model}: snapshot at {p} vs HF cache: rel {d:e}");
+        }
+        cache.reset_state(1).expect("reset");
+        cache.restore_state(1, &cap.snapshot).expect("restore");
+        let round_trip = cache.snapshot_state(1, b).expect("snapshot");
+        assert_eq!(
+            round_trip, cap.snapshot,
+            "restore then snapshot is lossless"
+        );
+        let shared = b / KV_BLOCK_TOKENS;
+        let mut resumed_table: Vec<u32> = table[..shared].to_vec();
+        for (j, &page) in table.iter().enumerate().skip(shared) {
+            let fresh = (pages + j) as u32;
+            if j == shared && b % KV_BLOCK_TOKENS != 0 {
+                cache.copy_block(page as usize, fresh as usize);
+            }
+            resumed_table.push(fresh);
+        }
+        let resumed = forward(
+            &loaded,
+            &mut cache,
+            &single(&ids[b..], b, &resumed_table, 1, &[], true),
+        );
+        let case = format!("resume at {b}");
+        check(
+            model,
+            &case,
+            &resumed,
+            &golden.rows("logits.full", b..t),
+            vocab,
+        );
+        let d = max_abs_diff(&resumed, &full[b * vocab..]);
+        println!(
+            "GOLDEN {model:<7} {:<28} max-abs {d:.3e}",
+            format!("{case} vs uninterrupted")
+        );
+        assert!(d <= MAX_ABS, "{model}: {case} vs uninterrupted: {d:e}");
+    }
+
+    // One batch: sequence 0 continues its P-token prefill (slot 0), sequence 1 is a fresh
+    // full prefill (slot 3) on other pages.
+    let table_a = scattered_blocks(pages, 1, 3);
+    let table_b = scattered_blocks(pages, 2, 3);
+    let mut cache = new_cache();
+    forward(
+        &loaded,
+        &mut cache,
+        &single(&ids[..p], 0, &table_a, 0, &[], false),
+    );
+    let batch = golden_support::batch_of(&[
+        golden_support::Part {
+            ids: &ids[p..],
+            past: p,
+            table: &table_a,
+            slot: 0,
+        },
+        golden_support::Part {
+            ids,
+            past: 0,
+            table: &table_b,
+            slot: 3,
+        },
+    ]);
+    let both = forward(&loaded, &mut cache, &batch);
+    let mut want = golden.get("logits.prefill_then_continue").to_vec();
+    want.extend_from_slice(golden.get("logits.full"));
+    check(model, "continuation + fresh prefill", &both, &want, vocab);
+}
+
+#[test]
+fn qwen3_5_goldens_on_gpu() {
+    hybrid_goldens_on_gpu("qwen3_5");
+}

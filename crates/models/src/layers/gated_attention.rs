@@ -2,7 +2,8 @@
 //! `q_proj` rows are `[q_0 | g_0 | q_1 | g_1 | …]` per head (interleaved, **not** all-q then
 //! all-gate), q and k get a zero-centred `(1+w)` RMSNorm over `head_dim`, RoPE rotates only the
 //! first `partial_rotary_factor · head_dim` dims, and the attention output is multiplied by
-//! `sigmoid(gate)` before `o_proj`. The attention math itself is the shared code.
+//! `sigmoid(gate)` before `o_proj`. The attention math itself is the shared code. On a GPU the
+//! q/gate split is two device row gathers and the gate a device `sigmoid_mul`.
 
 use arle_tensor::ops::RmsNormKind;
 use arle_tensor::Tensor;
@@ -43,6 +44,17 @@ pub(crate) fn split_query_gate(
             detail: format!("{:?} for {num_heads} heads of {head_dim}", qg.shape()),
         }
         .into());
+    }
+    if qg.device() != arle_tensor::Device::Cpu {
+        // On a GPU: as `[n·nH·2, D]` rows, q is every even row and the gate every odd row (two
+        // device row gathers, no host copy).
+        let rows = qg.clone().reshape(vec![n * num_heads * 2, head_dim])?;
+        let even: Vec<usize> = (0..n * num_heads).map(|r| 2 * r).collect();
+        let odd: Vec<usize> = even.iter().map(|r| r + 1).collect();
+        return Ok((
+            rows.gather_rows(&even)?.reshape(vec![n, width])?,
+            rows.gather_rows(&odd)?.reshape(vec![n, width])?,
+        ));
     }
     let mut q = Vec::with_capacity(n * width);
     let mut gate = Vec::with_capacity(n * width);

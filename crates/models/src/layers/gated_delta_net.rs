@@ -8,6 +8,11 @@
 //! state (start > 0), the chunked form otherwise. Invariants: the slot is read as is (the runner
 //! resets or restores it beforehand) and holds the state after the sequence's last token on
 //! return; requested snapshot positions become chunk boundaries, so captures cost a copy.
+//!
+//! On a GPU (x on a device; `cuda` feature) the whole mixer stays on the device: the conv + delta
+//! rule is one batch-wide launch pair over all sequences
+//! (`arle_tensor::cuda::hybrid::gdn_conv_delta_rule`, gates fused into the kernel) on the
+//! layer's device state slots, split at capture offsets when snapshots are requested.
 
 use arle_tensor::ops::{self, GdnInput, GdnShape};
 use arle_tensor::{Tensor, TensorError, Weight};
@@ -16,6 +21,34 @@ use super::{emit, Linear};
 use crate::config::{LinearAttentionConfig, ModelConfig};
 use crate::weights::WeightSource;
 use crate::{ForwardBatch, LinearLayerSnapshot, LinearState, ModelError, Result, Tracer};
+
+#[cfg(feature = "cuda")]
+mod gdn_gpu;
+
+/// Without the `cuda` feature no tensor lives on a GPU: no device parameters, no GPU forward.
+#[cfg(not(feature = "cuda"))]
+mod gdn_gpu {
+    use super::{GatedDeltaNet, GdnDeviceParams, LayerCaptures};
+    use crate::{ForwardBatch, LinearState, ModelError, Result, Tracer};
+    use arle_tensor::Tensor;
+
+    pub(super) fn device_params(_: &GatedDeltaNet) -> Result<Option<GdnDeviceParams>> {
+        Ok(None)
+    }
+
+    pub(super) fn forward(
+        _: &GatedDeltaNet,
+        _: &Tensor,
+        _: &ForwardBatch,
+        _: &mut LinearState,
+        _: &str,
+        _: &mut Option<Tracer<'_>>,
+    ) -> Result<(Tensor, LayerCaptures)> {
+        Err(ModelError::Unsupported(
+            "GatedDeltaNet on a GPU needs the `cuda` feature".into(),
+        ))
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct GatedDeltaNet {
@@ -40,6 +73,17 @@ pub struct GatedDeltaNet {
     pub shape: GdnShape,
     pub conv_kernel: usize,
     pub rms_norm_eps: f32,
+    /// Device copies of `conv1d`, `a_log`, `dt_bias` when the weights were placed on a GPU.
+    pub device_params: Option<GdnDeviceParams>,
+}
+
+/// The GDN parameters the GPU kernels read: conv weight `[conv_dim, K]` bf16, `A_log` and
+/// `dt_bias` `[Hv]` f32.
+#[derive(Clone, Debug)]
+pub struct GdnDeviceParams {
+    pub conv1d: Tensor,
+    pub a_log: Tensor,
+    pub dt_bias: Tensor,
 }
 
 /// Per sequence of the batch, the snapshots of this layer in `snapshot_positions` order.
@@ -65,7 +109,7 @@ impl GatedDeltaNet {
         let proj = |ws: &mut WeightSource, n: &str, inp: usize, out: usize| {
             Linear::load(ws, &name(n), inp, out, false)
         };
-        Ok(Self {
+        let mut gdn = Self {
             in_proj_qkv: proj(ws, "in_proj_qkv", h, conv_dim)?,
             in_proj_z: proj(ws, "in_proj_z", h, value_dim)?,
             in_proj_b: proj(ws, "in_proj_b", h, hv)?,
@@ -80,7 +124,10 @@ impl GatedDeltaNet {
             shape,
             conv_kernel: k,
             rms_norm_eps: cfg.rms_norm_eps,
-        })
+            device_params: None,
+        };
+        gdn.device_params = gdn_gpu::device_params(&gdn)?;
+        Ok(gdn)
     }
 
     /// x: `[n, H]` → `[n, H]`; updates each sequence's slot in `state` and returns the
@@ -94,6 +141,9 @@ impl GatedDeltaNet {
         prefix: &str,
         trace: &mut Option<Tracer<'_>>,
     ) -> Result<(Tensor, LayerCaptures)> {
+        if x.device() != arle_tensor::Device::Cpu {
+            return gdn_gpu::forward(self, x, batch, state, prefix, trace);
+        }
         let n = x.shape().first().copied().unwrap_or(0);
         let (hv, dv) = (self.shape.num_v_heads, self.shape.v_head_dim);
         let qkv = self.in_proj_qkv.forward(x)?; // [n, conv_dim]
