@@ -9,11 +9,13 @@
 //! - [`batch`], [`cache`]: what one forward step reads ([`ForwardBatch`]) and writes ([`ModelCache`]).
 //! - [`layers`]: shared decoder blocks (attention, SwiGLU MLP, RMSNorm, the dense decoder stack).
 //! - One file per architecture: [`llama`], [`qwen3`], [`qwen3_5`], [`qwen3_5_moe`].
-//! - [`load`]: path → ready [`Model`].
+//! - [`load`]: path → ready [`Model`]; [`dummy`]: a model from `config.json` alone with random
+//!   weights (`--load-format dummy`).
 
 pub mod batch;
 pub mod cache;
 pub mod config;
+pub mod dummy;
 pub mod error;
 pub mod gguf;
 pub mod gguf_names;

@@ -85,7 +85,7 @@ pub fn load_model_on(path: &Path, device: Device) -> Result<LoadedModel> {
 }
 
 /// The architecture's model, taking its tensors from `ws`.
-fn build(ws: &mut WeightSource, config: &ModelConfig) -> Result<Box<dyn Model>> {
+pub(crate) fn build(ws: &mut WeightSource, config: &ModelConfig) -> Result<Box<dyn Model>> {
     Ok(match config.architecture {
         Architecture::Llama => Box::new(Llama::load(ws, config)?),
         Architecture::Qwen3 => Box::new(Qwen3::load(ws, config)?),

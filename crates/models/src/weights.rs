@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use arle_tensor::{Device, Weight};
 
 use crate::config::ModelConfig;
+use crate::dummy::{DummyStats, DummyWeights};
 use crate::gguf::GgufFile;
 use crate::gguf_names::{self, RowTransform};
 use crate::{ModelError, Result};
@@ -38,6 +39,8 @@ pub struct WeightSource {
     ignored_prefixes: Vec<String>,
     /// Where taken weights are placed (uploaded, dequantised to bf16, when not the CPU).
     device: Device,
+    /// `--load-format dummy`: every tensor is generated on `take` (see [`crate::dummy`]).
+    dummy: Option<DummyWeights>,
 }
 
 /// Weights projecting onto the vocabulary: on a GPU, `linear` with them yields f32 logits.
@@ -105,7 +108,20 @@ impl WeightSource {
             entries: BTreeMap::new(),
             ignored_prefixes: Vec::new(),
             device: Device::Cpu,
+            dummy: None,
         }
+    }
+
+    /// Random weights for `config` (`--load-format dummy`); `origin` is only used in errors.
+    pub fn dummy(origin: &Path, config: &ModelConfig, seed: u64) -> Self {
+        let mut source = Self::empty(origin);
+        source.dummy = Some(DummyWeights::new(config, seed));
+        source
+    }
+
+    /// What a dummy source generated so far (`None` for a checkpoint).
+    pub fn dummy_stats(&self) -> Option<DummyStats> {
+        self.dummy.as_ref().map(DummyWeights::stats)
     }
 
     fn insert(
@@ -135,6 +151,9 @@ impl WeightSource {
 
     /// Takes tensor `name` (HF naming), checking it has `shape`.
     pub fn take(&mut self, name: &str, shape: &[usize]) -> Result<Weight> {
+        if let Some(dummy) = self.dummy.as_mut() {
+            return dummy.take(name, shape, self.device, LOGITS_WEIGHTS.contains(&name));
+        }
         let entry = self
             .entries
             .get_mut(name)
@@ -173,6 +192,9 @@ impl WeightSource {
 
     /// Whether the checkpoint contains `name`.
     pub fn contains(&self, name: &str) -> bool {
+        if let Some(dummy) = &self.dummy {
+            return dummy.contains(name);
+        }
         self.entries.contains_key(name)
     }
 

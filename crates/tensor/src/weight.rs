@@ -91,6 +91,14 @@ impl Weight {
         self.gpu.as_deref()
     }
 
+    /// This weight with `gpu` as its device copy (made on the device, e.g. dummy weights filled
+    /// by `cuda::random`); the caller guarantees `gpu` holds this weight's values in bf16.
+    #[cfg(feature = "cuda")]
+    pub(crate) fn with_gpu(mut self, gpu: crate::cuda::GpuWeight) -> Weight {
+        self.gpu = Some(std::sync::Arc::new(gpu));
+        self
+    }
+
     /// An f32 weight from values (tests, small derived parameters).
     pub fn from_f32(shape: Vec<usize>, values: &[f32]) -> Result<Self> {
         let bytes = Bytes::from_vec(bytemuck::cast_slice(values).to_vec());

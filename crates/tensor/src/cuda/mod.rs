@@ -17,6 +17,7 @@ pub mod attention;
 mod backend;
 pub mod hybrid;
 pub mod ops;
+pub mod random;
 mod storage;
 
 pub use backend::{backend, CudaBackend};
