@@ -16,6 +16,7 @@
 pub mod attention;
 mod backend;
 pub mod hybrid;
+pub mod moe;
 pub mod ops;
 pub mod random;
 mod storage;

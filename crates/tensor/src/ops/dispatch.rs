@@ -98,3 +98,24 @@ pub fn sigmoid_mul(x: &Tensor, gate: &Tensor) -> Result<Tensor> {
     }
     activation::sigmoid_mul(x, gate)
 }
+
+/// The routed experts (top `top_k` of `router_logits`) and, with `shared` = (shared expert
+/// output `[n, H]`, `shared_expert_gate.weight` `[1, H]`), the gated shared expert of a sparse MoE
+/// block: x `[n, H]` → `[n, H]`. GPU only (see `crate::cuda::moe`); the CPU path is the model's
+/// own per-expert loop, so a CPU `x` is an error.
+pub fn sparse_moe(
+    x: &Tensor,
+    router_logits: &Tensor,
+    gate_up: &Weight,
+    down: &Weight,
+    top_k: usize,
+    shared: Option<(&Tensor, &Weight)>,
+) -> Result<Tensor> {
+    if on_gpu(x) {
+        return cuda::moe::sparse_moe(x, router_logits, gate_up, down, top_k, shared);
+    }
+    Err(crate::TensorError::Invalid {
+        op: "sparse_moe",
+        detail: "x is on the CPU (the CPU MoE runs per expert in the model)".into(),
+    })
+}

@@ -53,3 +53,22 @@ pub use norm::RmsNormKind;
 pub use rope::apply_rope;
 pub use rope::RopeTable;
 pub use softmax::log_softmax_rows;
+#[cfg(feature = "cuda")]
+pub use dispatch::sparse_moe;
+
+/// The GPU sparse-MoE op (see `dispatch::sparse_moe`); without the `cuda` feature no tensor lives
+/// on a GPU, so it always errors (models call it only for GPU activations).
+#[cfg(not(feature = "cuda"))]
+pub fn sparse_moe(
+    _x: &crate::Tensor,
+    _router_logits: &crate::Tensor,
+    _gate_up: &crate::Weight,
+    _down: &crate::Weight,
+    _top_k: usize,
+    _shared: Option<(&crate::Tensor, &crate::Weight)>,
+) -> crate::Result<crate::Tensor> {
+    Err(crate::TensorError::Invalid {
+        op: "sparse_moe",
+        detail: "built without the `cuda` feature".into(),
+    })
+}
