@@ -32,6 +32,13 @@ pub struct EngineConfig {
     /// Where the model runs: weights are placed there at load (on a GPU: dequantised to bf16),
     /// and the KV pages follow the activations on the first step (the warm-up).
     pub device: Device,
+    /// GPU only: fraction of the device's total memory the engine may use (weights, activations,
+    /// workspaces and the KV pool). The KV pool gets what is left of it after a profiling step at
+    /// the largest batch shape; `kv_cache_tokens`, when set, wins.
+    pub gpu_memory_utilization: f32,
+    /// Batch-invariant execution: a request's tokens do not depend on the other requests in its
+    /// batches (GPU: fixed-shape GEMM chunks, one attention kernel for every query; slower).
+    pub deterministic: bool,
 }
 
 impl Default for EngineConfig {
@@ -49,6 +56,8 @@ impl Default for EngineConfig {
             max_state_snapshots: 256,
             max_state_snapshot_bytes: 1 << 30,
             device: Device::Cpu,
+            gpu_memory_utilization: 0.90,
+            deterministic: false,
         }
     }
 }

@@ -8,6 +8,10 @@
 //! [`SnapshotId`]). After each forward it registers the captured states with the scheduler
 //! (before `update`, while the requests still hold their pages) and keeps the ones accepted; it
 //! drops the data of `evicted_snapshots` after the step's forward has restored what it needed.
+//!
+//! Sampling: with `device_sampling` (logits on a GPU) requests that want no logprobs are sampled
+//! on the device and only their token ids come back; the others (and every request on the CPU
+//! backend) use their host [`crate::sampling::Sampler`] on copied logits rows.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -19,9 +23,12 @@ use arle_sched::{
     ModelOutput, Request, RequestId as SchedId, Scheduler, SchedulerOutput, SnapshotId,
 };
 
+use crate::device_sampling::DeviceSampling;
 use crate::handle::{EngineCommand, RequestId, Shared};
 use crate::request::{FinishReason, GenerateEvent};
-use crate::runner::{LogitsWanted, ModelRunner, PageCopy, SeqState, SeqStep, StateInit};
+use crate::runner::{
+    LogitsWanted, ModelRunner, PageCopy, SeqState, SeqStep, StateInit, StepRows,
+};
 use crate::sequence::{ActiveRequest, ModelContext, Progress};
 use crate::EngineError;
 
@@ -37,6 +44,8 @@ pub(crate) struct EngineLoop {
     pub(crate) prompt_tokens_total: u64,
     pub(crate) generation_tokens_total: u64,
     pub(crate) finished_total: u64,
+    /// Logits live on a GPU: sample there (requests without logprobs), copy back only ids.
+    pub(crate) device_sampling: bool,
 }
 
 fn sched_id(id: RequestId) -> SchedId {
@@ -137,12 +146,13 @@ impl EngineLoop {
         if output.is_empty() {
             return Ok(());
         }
-        let logits = self.execute(&output)?;
+        let device = device_requests(&self.active, &output, self.device_sampling);
+        let results = execute(&mut self.runner, &self.snapshots, &output, &device)?;
         self.keep_snapshots(&output)?;
         let vocab = self.runner.model().info().vocab_size;
         let mut sampled = Vec::new();
         let mut finished_here = Vec::new();
-        for (s, rows) in output.scheduled.iter().zip(logits) {
+        for (s, result) in output.scheduled.iter().zip(results) {
             let id = RequestId(s.id.0);
             let Some(active) = self.active.get_mut(&id) else {
                 continue;
@@ -151,22 +161,31 @@ impl EngineLoop {
             if s.start_position == s.num_cached_tokens && active.output_ids.is_empty() {
                 active.cached_tokens = s.num_cached_tokens;
             }
-            let Some(mut rows) = rows else { continue };
-            let prompt_rows = s
-                .num_prompt_tokens
-                .saturating_sub(s.start_position)
-                .min(s.token_ids.len());
-            if s.needs_prompt_logits && prompt_rows > 0 {
-                active.on_prompt_logits(
-                    &rows.data()[..prompt_rows * vocab],
-                    vocab,
-                    s.start_position,
-                )?;
-            }
-            if s.samples_next_token && active.max_output_tokens() > 0 {
-                let n_rows = rows.elements() / vocab;
-                let last = &mut rows.data_mut()[(n_rows - 1) * vocab..];
-                let (token, progress) = active.on_logits(last)?;
+            let progress = match (result.token, result.logits) {
+                (Some(token), _) => Some(active.on_token(token, None)?),
+                (None, Some(mut rows)) => {
+                    let prompt_rows = s
+                        .num_prompt_tokens
+                        .saturating_sub(s.start_position)
+                        .min(s.token_ids.len());
+                    if s.needs_prompt_logits && prompt_rows > 0 {
+                        active.on_prompt_logits(
+                            &rows.data()[..prompt_rows * vocab],
+                            vocab,
+                            s.start_position,
+                        )?;
+                    }
+                    if s.samples_next_token && active.max_output_tokens() > 0 {
+                        let n_rows = rows.elements() / vocab;
+                        let last = &mut rows.data_mut()[(n_rows - 1) * vocab..];
+                        Some(active.on_logits(last)?)
+                    } else {
+                        None
+                    }
+                }
+                (None, None) => None,
+            };
+            if let Some((token, progress)) = progress {
                 sampled.push((s.id, token));
                 self.generation_tokens_total += 1;
                 if let Progress::Finished(reason) = progress {
@@ -192,65 +211,6 @@ impl EngineLoop {
             }
         }
         Ok(())
-    }
-
-    /// Runs the model for the scheduled requests.
-    fn execute(
-        &mut self,
-        output: &SchedulerOutput,
-    ) -> Result<Vec<Option<arle_tensor::Tensor>>, EngineError> {
-        let tables: Vec<Vec<u32>> = output
-            .scheduled
-            .iter()
-            .map(|s| s.block_table.iter().map(|b| b.0).collect())
-            .collect();
-        let mut states = Vec::with_capacity(output.scheduled.len());
-        for s in &output.scheduled {
-            states.push(match s.state_slot {
-                None => None,
-                Some(slot) => Some(SeqState {
-                    slot: slot.0,
-                    init: match (s.restore_snapshot, s.start_position) {
-                        (Some(id), _) => {
-                            StateInit::Restore(self.snapshots.get(&id).ok_or_else(|| {
-                                EngineError::Internal(format!("snapshot {id:?} has no data"))
-                            })?)
-                        }
-                        (None, 0) => StateInit::Reset,
-                        (None, _) => StateInit::Keep,
-                    },
-                    snapshot_positions: &s.snapshot_positions,
-                }),
-            });
-        }
-        let steps: Vec<SeqStep<'_>> = output
-            .scheduled
-            .iter()
-            .zip(&tables)
-            .zip(states)
-            .map(|((s, table), state)| SeqStep {
-                token_ids: &s.token_ids,
-                start_position: s.start_position,
-                block_table: table,
-                logits: if s.needs_prompt_logits && s.start_position < s.num_prompt_tokens {
-                    LogitsWanted::All
-                } else if s.samples_next_token {
-                    LogitsWanted::Last
-                } else {
-                    LogitsWanted::None
-                },
-                state,
-            })
-            .collect();
-        let copies: Vec<PageCopy> = output
-            .block_copies
-            .iter()
-            .map(|c| PageCopy {
-                src: c.src.0,
-                dst: c.dst.0,
-            })
-            .collect();
-        self.runner.execute(&steps, &copies)
     }
 
     /// Registers the states captured by the step just run and drops evicted snapshot data.
@@ -326,4 +286,91 @@ fn from_sched_reason(r: arle_sched::FinishReason) -> FinishReason {
         arle_sched::FinishReason::Length => FinishReason::Length,
         arle_sched::FinishReason::Abort => FinishReason::Abort,
     }
+}
+
+/// Runs the model for the scheduled requests; `device[i]` samples sequence `i` on the device.
+fn execute(
+    runner: &mut ModelRunner,
+    snapshots: &HashMap<SnapshotId, StateSnapshot>,
+    output: &SchedulerOutput,
+    device: &[Option<DeviceSampling<'_>>],
+) -> Result<Vec<StepRows>, EngineError> {
+    let tables: Vec<Vec<u32>> = output
+        .scheduled
+        .iter()
+        .map(|s| s.block_table.iter().map(|b| b.0).collect())
+        .collect();
+    let mut states = Vec::with_capacity(output.scheduled.len());
+    for s in &output.scheduled {
+        states.push(match s.state_slot {
+            None => None,
+            Some(slot) => Some(SeqState {
+                slot: slot.0,
+                init: match (s.restore_snapshot, s.start_position) {
+                    (Some(id), _) => {
+                        StateInit::Restore(snapshots.get(&id).ok_or_else(|| {
+                            EngineError::Internal(format!("snapshot {id:?} has no data"))
+                        })?)
+                    }
+                    (None, 0) => StateInit::Reset,
+                    (None, _) => StateInit::Keep,
+                },
+                snapshot_positions: &s.snapshot_positions,
+            }),
+        });
+    }
+    let steps: Vec<SeqStep<'_>> = output
+        .scheduled
+        .iter()
+        .zip(&tables)
+        .zip(states)
+        .map(|((s, table), state)| SeqStep {
+            token_ids: &s.token_ids,
+            start_position: s.start_position,
+            block_table: table,
+            logits: if s.needs_prompt_logits && s.start_position < s.num_prompt_tokens {
+                LogitsWanted::All
+            } else if s.samples_next_token {
+                LogitsWanted::Last
+            } else {
+                LogitsWanted::None
+            },
+            state,
+        })
+        .collect();
+    let copies: Vec<PageCopy> = output
+        .block_copies
+        .iter()
+        .map(|c| PageCopy {
+            src: c.src.0,
+            dst: c.dst.0,
+        })
+        .collect();
+    runner.execute_sampled(&steps, &copies, device)
+}
+
+/// Per scheduled sequence: its device-sampling parameters when it samples its next token this
+/// step on the device (logits on a GPU, a live request that wants no logprobs), else `None`.
+fn device_requests<'a>(
+    active: &'a HashMap<RequestId, ActiveRequest>,
+    output: &SchedulerOutput,
+    device_sampling: bool,
+) -> Vec<Option<DeviceSampling<'a>>> {
+    if !device_sampling {
+        return Vec::new();
+    }
+    output
+        .scheduled
+        .iter()
+        .map(|s| {
+            let wants_all = s.needs_prompt_logits && s.start_position < s.num_prompt_tokens;
+            if !s.samples_next_token || wants_all {
+                return None;
+            }
+            active
+                .get(&RequestId(s.id.0))
+                .filter(|a| a.samples_on_device() && a.max_output_tokens() > 0)
+                .map(ActiveRequest::device_sampling)
+        })
+        .collect()
 }

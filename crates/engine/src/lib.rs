@@ -6,9 +6,11 @@
 //! - `engine_loop` / `sequence`: the thread's loop and per-request state (private).
 
 pub mod config;
+pub mod device_sampling;
 mod engine_loop;
 pub mod error;
 pub mod handle;
+mod memory_plan;
 pub mod request;
 pub mod runner;
 pub mod sampling;

@@ -10,12 +10,26 @@
 //! then uses the slot as is. Snapshots the step asked for ([`SeqState::snapshot_positions`]) are
 //! captured by the model during the forward; [`ModelRunner::take_captured`] drains them.
 //! Attention-only models pass no state and get exactly the old batches (`state_slots` empty).
+//!
+//! [`ModelRunner::execute_sampled`] is the GPU path: sequences given [`DeviceSampling`] get their
+//! next token sampled on the logits' device (only ids come back); the others get logits rows as
+//! from [`ModelRunner::execute`].
 
 use arle_models::{CapturedState, ForwardBatch, Model, ModelCache, StateSnapshot};
 use arle_tensor::ops::{AttentionMeta, SeqSpan};
 use arle_tensor::{Tensor, KV_BLOCK_TOKENS};
 
+use crate::device_sampling::{sample_on_device, DeviceSampling};
 use crate::EngineError;
+
+/// One sequence's result of [`ModelRunner::execute_sampled`].
+#[derive(Debug, Default)]
+pub struct StepRows {
+    /// Its logits rows (`[rows, vocab]`) when it asked for logits and was not device-sampled.
+    pub logits: Option<Tensor>,
+    /// The token sampled on the device.
+    pub token: Option<u32>,
+}
 
 /// One sequence's share of a step.
 #[derive(Clone, Debug)]
@@ -94,6 +108,14 @@ impl ModelRunner {
         self.model.as_ref()
     }
 
+    /// Replaces the cache with an empty one of `num_blocks` pages (and `num_state_slots` slots);
+    /// the old pages are freed first. Used once at start, after memory profiling.
+    pub fn resize_cache(&mut self, num_blocks: usize, num_state_slots: usize) {
+        self.cache = ModelCache::with_state_slots(&self.model.info().cache, 1, 0);
+        self.cache =
+            ModelCache::with_state_slots(&self.model.info().cache, num_blocks, num_state_slots);
+    }
+
     /// Runs one step. Returns, per sequence in order, its logits rows `[rows, vocab]`
     /// (`None` when it asked for none).
     pub fn execute(
@@ -101,11 +123,71 @@ impl ModelRunner {
         seqs: &[SeqStep<'_>],
         copies: &[PageCopy],
     ) -> Result<Vec<Option<Tensor>>, EngineError> {
+        match self.forward(seqs, copies)? {
+            Some(logits) => split_logits(seqs, &logits),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Runs one step; `device[i] = Some(..)` samples sequence `i`'s next token where the logits
+    /// are (it must ask for [`LogitsWanted::Last`]). `device` is empty or one entry per sequence.
+    pub fn execute_sampled(
+        &mut self,
+        seqs: &[SeqStep<'_>],
+        copies: &[PageCopy],
+        device: &[Option<DeviceSampling<'_>>],
+    ) -> Result<Vec<StepRows>, EngineError> {
+        if !device.is_empty() && device.len() != seqs.len() {
+            return Err(EngineError::Internal(format!(
+                "{} device-sampling entries for {} sequences",
+                device.len(),
+                seqs.len()
+            )));
+        }
+        let Some(logits) = self.forward(seqs, copies)? else {
+            return Ok(Vec::new());
+        };
+        let mut out: Vec<StepRows> = seqs.iter().map(|_| StepRows::default()).collect();
+        let mut on_device = Vec::new();
+        let mut row = 0;
+        for (i, s) in seqs.iter().enumerate() {
+            let rows = logits_rows(s);
+            match device.get(i).copied().flatten() {
+                Some(p) if s.logits == LogitsWanted::Last => on_device.push((i, row, p)),
+                Some(_) => {
+                    return Err(EngineError::Internal(
+                        "device sampling of a sequence that wants all its logits rows".into(),
+                    ))
+                }
+                None if rows > 0 => {
+                    let idx: Vec<usize> = (row..row + rows).collect();
+                    out[i].logits = Some(logits.gather_rows(&idx)?);
+                }
+                None => {}
+            }
+            row += rows;
+        }
+        let pairs: Vec<(usize, DeviceSampling<'_>)> =
+            on_device.iter().map(|&(_, r, p)| (r, p)).collect();
+        let tokens = sample_on_device(&logits, &pairs)?;
+        for (&(i, _, _), token) in on_device.iter().zip(tokens) {
+            out[i].token = Some(token);
+        }
+        Ok(out)
+    }
+
+    /// The forward of one step: `[rows, vocab]` logits of the rows asked for (`None` when no
+    /// sequence was scheduled).
+    fn forward(
+        &mut self,
+        seqs: &[SeqStep<'_>],
+        copies: &[PageCopy],
+    ) -> Result<Option<Tensor>, EngineError> {
         for c in copies {
             self.cache.copy_block(c.src as usize, c.dst as usize);
         }
         if seqs.is_empty() {
-            return Ok(Vec::new());
+            return Ok(None);
         }
         self.cache.captured.clear();
         for s in seqs {
@@ -114,8 +196,16 @@ impl ModelRunner {
             }
         }
         let batch = build_batch(seqs)?;
-        let logits = self.model.forward(&batch, &mut self.cache, None)?;
-        split_logits(seqs, &logits)
+        Ok(Some(self.model.forward(&batch, &mut self.cache, None)?))
+    }
+}
+
+/// Logits rows a sequence asked for.
+fn logits_rows(s: &SeqStep<'_>) -> usize {
+    match s.logits {
+        LogitsWanted::None => 0,
+        LogitsWanted::Last => 1,
+        LogitsWanted::All => s.token_ids.len(),
     }
 }
 
@@ -197,11 +287,7 @@ fn split_logits(seqs: &[SeqStep<'_>], logits: &Tensor) -> Result<Vec<Option<Tens
     let mut row = 0;
     let mut out = Vec::with_capacity(seqs.len());
     for s in seqs {
-        let rows = match s.logits {
-            LogitsWanted::None => 0,
-            LogitsWanted::Last => 1,
-            LogitsWanted::All => s.token_ids.len(),
-        };
+        let rows = logits_rows(s);
         if rows == 0 {
             out.push(None);
             continue;

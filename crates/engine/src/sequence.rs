@@ -9,6 +9,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::request::{FinishReason, GenerateEvent, SamplingParams, TokenLogprob, Usage};
+use crate::device_sampling::DeviceSampling;
 use crate::sampling::{logprobs::token_logprob, Sampler};
 use crate::stop::{StopChecker, TokenStopper};
 use crate::tokenizer::{IncrementalDetokenizer, Tokenizer};
@@ -36,6 +37,8 @@ pub(crate) struct ActiveRequest {
     prompt_logprobs: Option<Vec<Option<TokenLogprob>>>,
     started: bool,
     pub(crate) cached_tokens: usize,
+    /// Seed of the device sampler's random stream (`params.seed`, or drawn at admission).
+    device_seed: u64,
 }
 
 /// What the engine should do with a request after a step.
@@ -53,6 +56,7 @@ impl ActiveRequest {
         model: &ModelContext,
     ) -> Result<Self, EngineError> {
         let sampler = Sampler::new(&params)?;
+        let params_seed = params.seed.unwrap_or_else(rand::random);
         let stop_tokens = TokenStopper::new(
             &params,
             &model.eos_token_ids,
@@ -73,6 +77,7 @@ impl ActiveRequest {
             prompt_logprobs,
             started: false,
             cached_tokens: 0,
+            device_seed: params_seed,
         })
     }
 
@@ -122,14 +127,42 @@ impl ActiveRequest {
         });
     }
 
+    /// Whether this request's tokens may be sampled on the device (it asks for no logprobs,
+    /// which only the host sampler computes).
+    pub(crate) fn samples_on_device(&self) -> bool {
+        self.params.logprobs.is_none() && self.params.prompt_logprobs.is_none()
+    }
+
+    /// This step's device-sampling parameters.
+    pub(crate) fn device_sampling(&self) -> DeviceSampling<'_> {
+        DeviceSampling::new(
+            self.sampler.config(),
+            self.device_seed,
+            &self.prompt_ids,
+            &self.output_ids,
+        )
+    }
+
     /// Samples the next token from `logits` (`[vocab]`), streams its text, and checks stops.
     /// Returns the token and whether the request continues.
     pub(crate) fn on_logits(&mut self, logits: &mut [f32]) -> Result<(u32, Progress), EngineError> {
-        self.ensure_started();
         let sampled = self
             .sampler
             .sample(logits, &self.prompt_ids, &self.output_ids)?;
-        let token = sampled.token_id;
+        self.on_token(sampled.token_id, sampled.logprob)
+    }
+
+    /// Takes `token` (sampled on the host or on the device), streams its text, checks stops.
+    pub(crate) fn on_token(
+        &mut self,
+        token: u32,
+        logprob: Option<TokenLogprob>,
+    ) -> Result<(u32, Progress), EngineError> {
+        self.ensure_started();
+        let sampled = crate::sampling::SampledToken {
+            token_id: token,
+            logprob,
+        };
         self.output_ids.push(token);
         if let Some(stop) = self.stop_tokens.check(token, self.output_ids.len()) {
             let reason = stop.finish_reason();

@@ -6,8 +6,10 @@
 //! index capped by `max_state_snapshots` / `max_state_snapshot_bytes`; attention-only models get
 //! neither and behave exactly as before.
 //!
-//! `config.device`: the weights are placed there by the loader; the first forward (the warm-up)
-//! allocates the KV pages on the same device, so nothing is allocated lazily while serving.
+//! `config.device`: the weights are placed there by the loader; on a GPU the KV pool is sized
+//! from the memory left after a profiling step (`memory_plan`), and the first forward (the
+//! warm-up) allocates every KV page on the same device, so nothing is allocated lazily while
+//! serving. Logits on a GPU are sampled there (`device_sampling`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,13 +24,11 @@ use arle_sched::{
 use crate::config::EngineConfig;
 use crate::engine_loop::EngineLoop;
 use crate::handle::{EngineHandle, EngineStats, ServedModel, Shared};
+use crate::memory_plan::build_runner;
 use crate::runner::{LogitsWanted, ModelRunner, SeqState, SeqStep, StateInit};
 use crate::sequence::ModelContext;
 use crate::tokenizer::Tokenizer;
 use crate::EngineError;
-
-/// Default context per sequence when sizing the KV pool automatically.
-const AUTO_KV_TOKENS_PER_SEQ: usize = 4096;
 
 /// A model ready to serve, with its tokenizer and the model config's end-of-sequence ids.
 pub struct EngineModel {
@@ -65,7 +65,13 @@ pub fn start_engine_with_model(
     let tokenizer = Arc::new(tokenizer);
     let model_ctx = model.info().max_context_tokens;
     let wanted_context_tokens = config.max_model_len.map_or(model_ctx, |m| m.min(model_ctx));
-    let num_blocks = kv_blocks(&config, &model.info().cache, wanted_context_tokens);
+    let cache_config = cache_config(&config, &model.info().cache);
+    let (mut runner, num_blocks) = build_runner(
+        model,
+        &config,
+        wanted_context_tokens,
+        cache_config.num_state_slots,
+    )?;
     let kv_capacity_tokens = (num_blocks - 1) * BLOCK_TOKENS;
     // One sequence must always fit the pool: a smaller pool shortens the context.
     let max_context_tokens = wanted_context_tokens.min(kv_capacity_tokens);
@@ -80,7 +86,6 @@ pub fn start_engine_with_model(
             eos_token_ids.push(id);
         }
     }
-    let cache_config = cache_config(&config, &model.info().cache);
     let scheduler = Scheduler::with_cache_config(
         SchedulerConfig {
             num_blocks,
@@ -91,7 +96,6 @@ pub fn start_engine_with_model(
         cache_config,
     )
     .map_err(|e| EngineError::InvalidRequest(format!("engine config: {e}")))?;
-    let mut runner = ModelRunner::with_state_slots(model, num_blocks, cache_config.num_state_slots);
     warm_up(&mut runner, cache_config.num_state_slots)?;
     let (tx, rx) = std::sync::mpsc::channel();
     let shared = Arc::new(Shared {
@@ -121,6 +125,7 @@ pub fn start_engine_with_model(
         prompt_tokens_total: 0,
         generation_tokens_total: 0,
         finished_total: 0,
+        device_sampling: config.device != arle_tensor::Device::Cpu,
     };
     engine.publish_stats();
     std::thread::Builder::new()
@@ -154,24 +159,6 @@ fn cache_config(config: &EngineConfig, spec: &arle_models::CacheSpec) -> CacheCo
             SnapshotCacheConfig::DISABLED
         },
     }
-}
-
-/// Pages for the KV pool (including the null page): explicit, or `max_num_seqs` contexts capped
-/// by the byte budget.
-fn kv_blocks(
-    config: &EngineConfig,
-    spec: &arle_models::CacheSpec,
-    max_context_tokens: usize,
-) -> usize {
-    let tokens = config.kv_cache_tokens.unwrap_or_else(|| {
-        // Room for max_num_seqs typical contexts, and always for one full context.
-        let wanted = (config.max_num_seqs * max_context_tokens.min(AUTO_KV_TOKENS_PER_SEQ))
-            .max(max_context_tokens);
-        let per_token = spec.kv_bytes_per_token().max(1);
-        wanted.min(config.max_kv_cache_bytes / per_token)
-    });
-    // + 1: block 0 is the scheduler's reserved null page, not capacity.
-    tokens.div_ceil(BLOCK_TOKENS).max(1) + 1
 }
 
 /// One tiny forward so first-request latency excludes lazy initialisation. Uses page 0, which

@@ -7,7 +7,9 @@
 //! of 32 (<= 256), the tiled prefill kernel; otherwise (e.g. `head_dim` 16) each query token
 //! becomes its own pseudo-sequence for the decode kernel, with the causal length
 //! `context_len - query_len + i + 1` and its sequence's block table (exact, just not tiled).
-//! Query rows no sequence covers come out as zeros, as on the CPU.
+//! Query rows no sequence covers come out as zeros, as on the CPU. In deterministic mode
+//! (`CudaBackend::deterministic`) every query token takes the decode-kernel path, so a token's
+//! result depends only on its query and visible context, never on the batch around it.
 
 use std::sync::Arc;
 
@@ -16,7 +18,10 @@ use arle_kernels::ops::attention::{self as kattn, AttentionShape, KvCacheShape};
 use half::bf16;
 
 use super::ops::gpu_of;
-use super::{cuda_err, placement, to_i32s, upload_i32, CudaBackend, GpuData, GpuHandle, GpuKv};
+use super::{
+    cuda_err, placement, to_i32s, upload_i32_pooled, CudaBackend, GpuData, GpuHandle,
+    GpuKv,
+};
 use crate::error::shape_err;
 use crate::ops::{AttentionMeta, SeqSpan};
 use crate::{KvLayer, Result, Tensor, TensorError, KV_BLOCK_TOKENS};
@@ -80,7 +85,7 @@ pub fn kv_append(cache: &mut KvLayer, k: &Tensor, v: &Tensor, slot_mapping: &[u3
     let backend = kg.backend().clone();
     let shape = cache_shape(cache);
     let width = cache.slot_stride();
-    let slots = upload_i32(&backend, &to_i32s(OP, slot_mapping)?)?;
+    let slots = upload_i32_pooled(&backend, &to_i32s(OP, slot_mapping)?)?;
     let kv = device_kv(cache, &backend)?;
     kattn::paged_kv_append(
         backend.runtime(),
@@ -174,10 +179,7 @@ pub fn paged_attention(
         .gpu
         .as_ref()
         .ok_or_else(|| placement(OP, "KV pages are not on the GPU (no kv_append yet)"))?;
-    let mut out = backend
-        .stream()
-        .alloc_zeros::<bf16>(n * width)
-        .map_err(cuda_err("attention output alloc"))?;
+    let mut out = backend.pool().alloc_zeros::<bf16>(n * width)?;
     let max_pages = meta
         .seqs
         .iter()
@@ -198,7 +200,8 @@ pub fn paged_attention(
             .iter()
             .enumerate()
             .all(|(i, s)| s.query_len == 1 && s.query_start == i);
-    let tiled_prefill = !is_decode && head_dim % 32 == 0 && head_dim <= 256;
+    let tiled_prefill =
+        !is_decode && !backend.deterministic() && head_dim % 32 == 0 && head_dim <= 256;
     if meta.seqs.is_empty() {
         // Nothing attends: zeros, as on the CPU.
     } else if tiled_prefill {
@@ -212,7 +215,7 @@ pub fn paged_attention(
             max_q_len = max_q_len.max(s.query_len);
         }
         ensure_contiguous_spans(meta, OP)?;
-        let up = |v: &[i32]| upload_i32(&backend, v);
+        let up = |v: &[i32]| upload_i32_pooled(&backend, v);
         let (bt, sl, cu) = (up(&lm.block_tables)?, up(&lm.seq_lens)?, up(&cu_q_lens)?);
         kattn::paged_attention_prefill(
             backend.runtime(),
@@ -280,8 +283,8 @@ fn decode(
     shape: AttentionShape,
     cache: &KvLayer,
 ) -> Result<()> {
-    let bt = upload_i32(backend, &lm.block_tables)?;
-    let sl = upload_i32(backend, &lm.seq_lens)?;
+    let bt = upload_i32_pooled(backend, &lm.block_tables)?;
+    let sl = upload_i32_pooled(backend, &lm.seq_lens)?;
     let mut guard = backend.decode_workspace(rows, num_heads, cache.head_dim, max_context)?;
     let scratch = guard
         .as_mut()

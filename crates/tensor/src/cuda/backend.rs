@@ -6,8 +6,11 @@
 //! Invariants: all work is enqueued on the runtime's single stream, so ops are ordered without
 //! events; kernels are compiled (or read from the disk cache) when the backend is created, never
 //! inside a step; the decode workspace only grows (no allocation once it fits the largest step).
+//! Short-lived buffers come from the backend's [`BufferPool`]. `deterministic` (off by default)
+//! makes GEMMs and attention batch-invariant (see `ops::linear` and `attention`).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use arle_kernels::cudarc::cublas::CudaBlas;
@@ -18,6 +21,7 @@ use arle_kernels::ops::attention::DecodeWorkspace;
 use arle_kernels::{KernelCache, KernelRuntime, KernelSource, NvrtcToolchain};
 
 use super::cuda_err;
+use super::pool::BufferPool;
 use crate::{Result, TensorError};
 
 /// The glue kernels (see the `.cu` header).
@@ -52,6 +56,8 @@ pub struct CudaBackend {
     blas: CudaBlas,
     extra: HashMap<&'static str, CudaFunction>,
     decode: Mutex<Option<DecodeScratch>>,
+    pool: Arc<BufferPool>,
+    deterministic: AtomicBool,
 }
 
 impl std::fmt::Debug for CudaBackend {
@@ -104,6 +110,7 @@ impl CudaBackend {
         let blas = CudaBlas::new(rt.stream().clone()).map_err(|e| TensorError::Cuda {
             detail: format!("cuBLAS init: {e:?}"),
         })?;
+        let pool = Arc::new(BufferPool::new(rt.stream().clone()));
         Ok(Self {
             ordinal,
             rt,
@@ -111,6 +118,8 @@ impl CudaBackend {
             blas,
             extra,
             decode: Mutex::new(None),
+            pool,
+            deterministic: AtomicBool::new(false),
         })
     }
 
@@ -132,6 +141,21 @@ impl CudaBackend {
 
     pub(crate) fn blas(&self) -> &CudaBlas {
         &self.blas
+    }
+
+    /// The caching allocator of this device's short-lived buffers.
+    pub fn pool(&self) -> &Arc<BufferPool> {
+        &self.pool
+    }
+
+    /// Batch-invariant mode: GEMMs run in fixed-shape row chunks and every attention query goes
+    /// through the decode kernel, so a row's result never depends on the rest of the batch.
+    pub fn set_deterministic(&self, on: bool) {
+        self.deterministic.store(on, Ordering::Relaxed);
+    }
+
+    pub fn deterministic(&self) -> bool {
+        self.deterministic.load(Ordering::Relaxed)
     }
 
     /// Waits for every enqueued op (before a host read).

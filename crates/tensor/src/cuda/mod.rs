@@ -16,13 +16,19 @@
 pub mod attention;
 mod backend;
 pub mod hybrid;
+pub mod memory;
 pub mod moe;
 pub mod ops;
+pub mod pool;
 pub mod random;
+pub mod sampling;
 mod storage;
 
 pub use backend::{backend, CudaBackend};
-pub(crate) use storage::{to_i32s, upload_bf16, upload_i32};
+pub use memory::{memory_info, pool_stats, MemoryInfo};
+pub use pool::{BufferPool, PoolStats};
+pub use sampling::{sample_rows, GpuSampleRow};
+pub(crate) use storage::{to_i32s, upload_bf16, upload_i32, upload_i32_pooled, upload_pooled};
 pub use storage::{GpuData, GpuHandle, GpuKv, GpuWeight};
 
 use crate::TensorError;

@@ -3,7 +3,10 @@
 //! are bf16 device tensors, outputs bf16 (f32 for a linear with an f32-output weight).
 //!
 //! Invariants: every output buffer is fully written by its kernel before it is read; an op whose
-//! output has no elements returns an empty CPU tensor (device buffers are never empty).
+//! output has no elements returns an empty CPU tensor (device buffers are never empty). Outputs
+//! and metadata uploads come from the backend's buffer pool (no driver allocation once warm).
+//! In deterministic mode `linear` runs its GEMM in fixed [`FIXED_GEMM_ROWS`]-row chunks, so the
+//! GEMM shape (and thus cuBLAS's algorithm) never depends on the batch size.
 
 use std::ffi::c_void;
 
@@ -14,7 +17,10 @@ use arle_kernels::ops::{basic, norm};
 use half::bf16;
 
 use super::backend::grid_for;
-use super::{cuda_err, placement, to_i32s, upload_i32, CudaBackend, GpuData, GpuHandle};
+use super::{
+    cuda_err, placement, to_i32s, upload_i32_pooled, upload_pooled, CudaBackend, GpuData,
+    GpuHandle,
+};
 use crate::error::shape_err;
 use crate::ops::{RmsNormKind, RopeTable};
 use crate::{Result, Tensor, TensorError, Weight};
@@ -38,7 +44,7 @@ fn alloc<T: arle_kernels::cudarc::driver::DeviceRepr>(
 ) -> Result<CudaSlice<T>> {
     // SAFETY: every caller launches a kernel (or GEMM) that writes all `n` values before any
     // read of the buffer.
-    unsafe { backend.stream().alloc::<T>(n) }.map_err(cuda_err("device alloc"))
+    unsafe { backend.pool().alloc::<T>(n) }
 }
 
 fn bf16_tensor(
@@ -66,7 +72,7 @@ pub fn embedding(table: &Weight, ids: &[u32]) -> Result<Tensor> {
     }
     let w = weight_of(OP, table)?;
     let backend = &w.backend;
-    let ids_dev = upload_i32(backend, &to_i32s(OP, ids)?)?;
+    let ids_dev = upload_i32_pooled(backend, &to_i32s(OP, ids)?)?;
     let mut out = alloc::<bf16>(backend, ids.len() * hidden)?;
     basic::embedding(
         backend.runtime(),
@@ -112,7 +118,14 @@ pub fn linear(x: &Tensor, w: &Weight, bias: Option<&Weight>) -> Result<Tensor> {
             ));
         }
         let mut out = alloc::<f32>(backend, n * m)?;
-        gemm_f32_out(backend, &wg.data, xs, &mut out, (mi, ni, ki))?;
+        if backend.deterministic() {
+            let rows = i32::try_from(FIXED_GEMM_ROWS).unwrap_or(i32::MAX);
+            fixed_row_chunks(backend, xs, &mut out, (n, k, m), |x, y| {
+                gemm_f32_out(backend, &wg.data, x, y, (mi, rows, ki))
+            })?;
+        } else {
+            gemm_f32_out(backend, &wg.data, xs, &mut out, (mi, ni, ki))?;
+        }
         let handle = GpuHandle::new(backend.clone(), GpuData::F32(out));
         return Ok(Tensor::from_gpu(vec![n, m], handle));
     }
@@ -120,6 +133,73 @@ pub fn linear(x: &Tensor, w: &Weight, bias: Option<&Weight>) -> Result<Tensor> {
         .map(|b| weight_of(OP, b).map(|g| &g.data))
         .transpose()?;
     let mut out = alloc::<bf16>(backend, n * m)?;
+    if backend.deterministic() {
+        fixed_row_chunks(backend, xs, &mut out, (n, k, m), |x, y| {
+            lt_matmul(backend, &wg.data, x, y, bias_dev, (m, FIXED_GEMM_ROWS, k))
+        })?;
+    } else {
+        lt_matmul(backend, &wg.data, xs, &mut out, bias_dev, (m, n, k))?;
+    }
+    Ok(bf16_tensor(backend, vec![n, m], out))
+}
+
+/// Rows per GEMM call in deterministic mode (every call has exactly this many rows).
+pub const FIXED_GEMM_ROWS: usize = 64;
+
+/// Runs `gemm(x_chunk [R, k], y_chunk [R, m])` over `x [n, k]` in chunks of exactly
+/// `R = FIXED_GEMM_ROWS` rows (the last chunk padded with rows whose outputs are dropped), and
+/// gathers the results into `y [n, m]`. Every call has the same shape and pointers, so cuBLAS picks
+/// the same algorithm each time and a row's output is independent of the other rows.
+fn fixed_row_chunks<T: arle_kernels::cudarc::driver::DeviceRepr>(
+    backend: &CudaBackend,
+    x: &CudaSlice<bf16>,
+    y: &mut CudaSlice<T>,
+    (n, k, m): (usize, usize, usize),
+    mut gemm: impl FnMut(&CudaSlice<bf16>, &mut CudaSlice<T>) -> Result<()>,
+) -> Result<()> {
+    let rows = FIXED_GEMM_ROWS;
+    let stream = backend.stream();
+    let mut xc = backend.pool().alloc_zeros::<bf16>(rows * k)?;
+    // SAFETY: each chunk's GEMM writes all of it before the rows are copied out.
+    let mut yc = unsafe { backend.pool().alloc::<T>(rows * m)? };
+    let mut result = Ok(());
+    for start in (0..n).step_by(rows) {
+        let r = rows.min(n - start);
+        let step = stream
+            .memcpy_dtod(
+                &x.slice(start * k..(start + r) * k),
+                &mut xc.slice_mut(0..r * k),
+            )
+            .map_err(cuda_err("linear chunk copy"))
+            .and_then(|_| gemm(&xc, &mut yc))
+            .and_then(|_| {
+                stream
+                    .memcpy_dtod(
+                        &yc.slice(0..r * m),
+                        &mut y.slice_mut(start * m..(start + r) * m),
+                    )
+                    .map_err(cuda_err("linear chunk copy"))
+            });
+        if step.is_err() {
+            result = step;
+            break;
+        }
+    }
+    backend.pool().recycle(xc);
+    backend.pool().recycle(yc);
+    result
+}
+
+/// bf16 `y[n, m] = x[n, k] · W[m, k]ᵀ (+ bias)` through cuBLASLt.
+fn lt_matmul(
+    backend: &CudaBackend,
+    w: &CudaSlice<bf16>,
+    xs: &CudaSlice<bf16>,
+    out: &mut CudaSlice<bf16>,
+    bias_dev: Option<&CudaSlice<bf16>>,
+    (m, n, k): (usize, usize, usize),
+) -> Result<()> {
+    const OP: &str = "linear";
     // Row-major y[n, m] = x[n, k] · W[m, k]ᵀ is column-major C(m×n) = Aᵀ(m×k) · B(k×n) with
     // A = W seen column-major (k×m, lda k) and B = x seen column-major (k×n, ldb k).
     let cfg = MatmulConfig {
@@ -142,13 +222,8 @@ pub fn linear(x: &Tensor, w: &Weight, bias: Option<&Weight>) -> Result<Tensor> {
     };
     // SAFETY: the layouts above match the buffers' lengths (m*k, n*k, n*m, bias m), all bf16 on
     // the backend's stream.
-    unsafe {
-        backend
-            .blas_lt()
-            .matmul(cfg, &wg.data, xs, &mut out, bias_dev, None)
-    }
-    .map_err(|e| placement(OP, format!("cuBLASLt matmul: {e:?}")))?;
-    Ok(bf16_tensor(backend, vec![n, m], out))
+    unsafe { backend.blas_lt().matmul(cfg, w, xs, out, bias_dev, None) }
+        .map_err(|e| placement(OP, format!("cuBLASLt matmul: {e:?}")))
 }
 
 /// f32 C(m×n) = Aᵀ · B with bf16 A (k×m) and B (k×n), f32 accumulation (cuBLAS GemmEx).
@@ -301,11 +376,8 @@ pub fn apply_rope(x: &mut Tensor, positions: &[u32], table: &RopeTable) -> Resul
         .gpu_mut()
         .ok_or_else(|| placement(OP, "x is on the CPU"))?;
     let backend = xg.backend().clone();
-    let pos = upload_i32(&backend, &to_i32s(OP, positions)?)?;
-    let inv_freq = backend
-        .stream()
-        .clone_htod(&table.inv_freq)
-        .map_err(cuda_err("host-to-device copy"))?;
+    let pos = upload_i32_pooled(&backend, &to_i32s(OP, positions)?)?;
+    let inv_freq = upload_pooled(&backend, &table.inv_freq)?;
     let xs = xg.bf16_mut(OP)?;
     basic::rope_neox(
         backend.runtime(),
@@ -335,12 +407,12 @@ pub fn gather_rows(src: &GpuHandle, rows: &[usize], cols: usize) -> Result<Tenso
         .iter()
         .map(|&r| u32::try_from(r).unwrap_or(u32::MAX))
         .collect();
-    let ids = upload_i32(&backend, &to_i32s(OP, &ids)?)?;
+    let ids = upload_i32_pooled(&backend, &to_i32s(OP, &ids)?)?;
     let mut out = alloc::<bf16>(&backend, rows.len() * cols)?;
     let (n_out, cols_i) = (rows.len() as i64, cols as i32);
     let mut b = backend.extra("gather_rows_bf16")?;
     b.arg(src.bf16(OP)?)
-        .arg(&ids)
+        .arg(&*ids)
         .arg(&mut out)
         .arg(&n_out)
         .arg(&cols_i);

@@ -4,13 +4,17 @@
 //! Invariants: a buffer holds exactly the owning tensor's element count; a tensor's host mirror
 //! (filled on the first host read) is dropped whenever its buffer is mutably borrowed, so a host
 //! read never sees stale values. Handles are `Arc`s: cloning a tensor shares its buffer, and the
-//! first in-place op on a shared buffer copies it (copy-on-write).
+//! first in-place op on a shared buffer copies it (copy-on-write). An activation's buffer goes
+//! back to the backend's [`super::pool::BufferPool`] when its last handle drops (the pool frees
+//! buffers it did not hand out).
 
+use std::mem::ManuallyDrop;
 use std::sync::{Arc, OnceLock};
 
 use arle_kernels::cudarc::driver::CudaSlice;
 use half::bf16;
 
+use super::pool::PoolSlice;
 use super::{cuda_err, CudaBackend};
 use crate::{Result, TensorError};
 
@@ -24,10 +28,23 @@ pub enum GpuData {
 }
 
 impl GpuData {
-    fn try_clone(&self) -> Result<Self> {
+    /// A device copy in a pooled buffer.
+    fn try_clone(&self, backend: &CudaBackend) -> Result<Self> {
+        fn copy<T: arle_kernels::cudarc::driver::DeviceRepr>(
+            backend: &CudaBackend,
+            s: &CudaSlice<T>,
+        ) -> Result<CudaSlice<T>> {
+            // SAFETY: fully written by the copy right below.
+            let mut out = unsafe { backend.pool().alloc::<T>(s.len())? };
+            backend
+                .stream()
+                .memcpy_dtod(s, &mut out)
+                .map_err(cuda_err("tensor copy"))?;
+            Ok(out)
+        }
         Ok(match self {
-            GpuData::Bf16(s) => GpuData::Bf16(s.try_clone().map_err(cuda_err("tensor copy"))?),
-            GpuData::F32(s) => GpuData::F32(s.try_clone().map_err(cuda_err("tensor copy"))?),
+            GpuData::Bf16(s) => GpuData::Bf16(copy(backend, s)?),
+            GpuData::F32(s) => GpuData::F32(copy(backend, s)?),
         })
     }
 }
@@ -35,8 +52,21 @@ impl GpuData {
 #[derive(Debug)]
 pub struct GpuTensor {
     pub(crate) backend: Arc<CudaBackend>,
-    pub(crate) data: GpuData,
+    /// Taken only by `Drop` (to hand the buffer back to the pool).
+    pub(crate) data: ManuallyDrop<GpuData>,
     host: OnceLock<Vec<f32>>,
+}
+
+impl Drop for GpuTensor {
+    fn drop(&mut self) {
+        // SAFETY: `data` is taken exactly once, here, and never used afterwards.
+        let data = unsafe { ManuallyDrop::take(&mut self.data) };
+        let pool = self.backend.pool();
+        match data {
+            GpuData::Bf16(s) => pool.recycle(s),
+            GpuData::F32(s) => pool.recycle(s),
+        }
+    }
 }
 
 /// Shared handle to a [`GpuTensor`] (what a `Tensor` holds).
@@ -54,7 +84,7 @@ impl GpuHandle {
     pub(crate) fn new(backend: Arc<CudaBackend>, data: GpuData) -> Self {
         Self(Arc::new(GpuTensor {
             backend,
-            data,
+            data: ManuallyDrop::new(data),
             host: OnceLock::new(),
         }))
     }
@@ -69,7 +99,7 @@ impl GpuHandle {
 
     /// The bf16 buffer, or an error naming `op` when this is an f32 tensor.
     pub(crate) fn bf16(&self, op: &'static str) -> Result<&CudaSlice<bf16>> {
-        match &self.0.data {
+        match &*self.0.data {
             GpuData::Bf16(s) => Ok(s),
             GpuData::F32(_) => Err(TensorError::Cuda {
                 detail: format!("{op}: needs a bf16 tensor, got f32"),
@@ -82,7 +112,7 @@ impl GpuHandle {
         if Arc::get_mut(&mut self.0).is_none() {
             let copy = GpuTensor {
                 backend: self.0.backend.clone(),
-                data: self.0.data.try_clone()?,
+                data: ManuallyDrop::new(self.0.data.try_clone(&self.0.backend)?),
                 host: OnceLock::new(),
             };
             self.0 = Arc::new(copy);
@@ -91,7 +121,7 @@ impl GpuHandle {
             detail: format!("{op}: buffer still shared after copy"),
         })?;
         inner.host = OnceLock::new();
-        match &mut inner.data {
+        match &mut *inner.data {
             GpuData::Bf16(s) => Ok(s),
             GpuData::F32(_) => Err(TensorError::Cuda {
                 detail: format!("{op}: needs a bf16 tensor, got f32"),
@@ -102,7 +132,7 @@ impl GpuHandle {
     /// Copies the values to the host as f32 (waits for the stream).
     pub fn to_host_vec(&self) -> Result<Vec<f32>> {
         let stream = self.0.backend.stream();
-        let out = match &self.0.data {
+        let out = match &*self.0.data {
             GpuData::Bf16(s) => stream
                 .clone_dtoh(s)
                 .map(|v| v.into_iter().map(f32::from).collect()),
@@ -137,6 +167,26 @@ pub struct GpuKv {
     pub(crate) backend: Arc<CudaBackend>,
     pub(crate) k: CudaSlice<bf16>,
     pub(crate) v: CudaSlice<bf16>,
+}
+
+/// Uploads `values` into a pooled buffer (returned to the pool when dropped); `values` must not
+/// be empty.
+pub(crate) fn upload_pooled<T: arle_kernels::cudarc::driver::DeviceRepr>(
+    backend: &CudaBackend,
+    values: &[T],
+) -> Result<PoolSlice<T>> {
+    // SAFETY: fully written by the copy right below.
+    let mut buf = unsafe { backend.pool().alloc::<T>(values.len().max(1))? };
+    backend
+        .stream()
+        .memcpy_htod(values, &mut buf.slice_mut(0..values.len()))
+        .map_err(cuda_err("host-to-device copy"))?;
+    Ok(PoolSlice::new(backend.pool().clone(), buf))
+}
+
+/// Uploads small i32 metadata into a pooled buffer (the decode path's uploads).
+pub(crate) fn upload_i32_pooled(backend: &CudaBackend, values: &[i32]) -> Result<PoolSlice<i32>> {
+    upload_pooled(backend, values)
 }
 
 /// Uploads f32 values as bf16 (round to nearest even).

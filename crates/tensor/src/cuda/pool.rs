@@ -1,0 +1,240 @@
+//! [`BufferPool`]: a caching allocator for a backend's short-lived device buffers (activations,
+//! per-step metadata uploads, sampling scratch), so a steady-state step makes no driver
+//! allocation.
+//!
+//! Buffers are size-bucketed (the requested bytes rounded up to 1/8 of their power of two, at
+//! least 256 bytes) and kept in per-bucket free lists when their owner drops them
+//! ([`super::GpuHandle`]'s tensor, or a [`PoolSlice`]). A request whose bucket list is empty is a
+//! *miss*: one driver allocation of the bucket size, counted in [`PoolStats::misses`].
+//!
+//! Invariants: the pool only takes back pointers it handed out (it records each live pointer and
+//! its bucket); anything else is freed as usual. All work is on the backend's single stream, so a
+//! buffer handed out again is only touched after every earlier use of it (stream order); no
+//! synchronisation is needed. On out-of-memory the cached buffers are freed and the allocation is
+//! retried once.
+
+use std::collections::HashMap;
+use std::mem::ManuallyDrop;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use arle_kernels::cudarc::driver::{sys::CUdeviceptr, CudaSlice, CudaStream, DeviceRepr};
+
+use super::cuda_err;
+use crate::{Result, TensorError};
+
+/// Counters of one backend's pool.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Allocations served from a free list.
+    pub hits: u64,
+    /// Allocations that went to the driver (the number to keep at 0 in steady state).
+    pub misses: u64,
+    /// Bytes sitting in free lists.
+    pub cached_bytes: usize,
+    /// Bytes handed out and not yet returned.
+    pub live_bytes: usize,
+}
+
+#[derive(Debug, Default)]
+struct Lists {
+    free: HashMap<usize, Vec<CUdeviceptr>>,
+    live: HashMap<CUdeviceptr, usize>,
+    cached_bytes: usize,
+    live_bytes: usize,
+}
+
+/// Size-bucketed free lists of device buffers on one stream.
+#[derive(Debug)]
+pub struct BufferPool {
+    stream: Arc<CudaStream>,
+    lists: Mutex<Lists>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+/// The bucket of a request of `bytes`: rounded up to 1/8 of its power of two, at least 256.
+pub(crate) fn bucket_bytes(bytes: usize) -> usize {
+    let p = bytes.max(1).next_power_of_two();
+    let step = (p / 8).max(256);
+    bytes.max(1).div_ceil(step) * step
+}
+
+impl BufferPool {
+    pub(crate) fn new(stream: Arc<CudaStream>) -> Self {
+        Self {
+            stream,
+            lists: Mutex::new(Lists::default()),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    fn lists(&self) -> Result<std::sync::MutexGuard<'_, Lists>> {
+        self.lists.lock().map_err(|_| TensorError::Cuda {
+            detail: "buffer pool lock poisoned".into(),
+        })
+    }
+
+    /// An uninitialised buffer of `n` values (`n > 0`) whose bytes come from the pool.
+    ///
+    /// # Safety
+    /// The caller writes every value before reading it.
+    pub(crate) unsafe fn alloc<T: DeviceRepr>(&self, n: usize) -> Result<CudaSlice<T>> {
+        let bucket = bucket_bytes(n * std::mem::size_of::<T>());
+        let reused = {
+            let mut l = self.lists()?;
+            let ptr = l.free.get_mut(&bucket).and_then(Vec::pop);
+            if let Some(ptr) = ptr {
+                l.cached_bytes -= bucket;
+                l.live_bytes += bucket;
+                l.live.insert(ptr, bucket);
+            }
+            ptr
+        };
+        let ptr = match reused {
+            Some(ptr) => {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                ptr
+            }
+            None => {
+                self.misses.fetch_add(1, Ordering::Relaxed);
+                let raw = match unsafe { self.stream.alloc::<u8>(bucket) } {
+                    Ok(raw) => raw,
+                    Err(_) => {
+                        self.release_cached()?;
+                        unsafe { self.stream.alloc::<u8>(bucket) }
+                            .map_err(cuda_err("device alloc (pool)"))?
+                    }
+                };
+                let ptr = raw.leak();
+                let mut l = self.lists()?;
+                l.live_bytes += bucket;
+                l.live.insert(ptr, bucket);
+                ptr
+            }
+        };
+        // SAFETY: `ptr` is a live allocation of `bucket >= n * size_of::<T>()` bytes owned by
+        // the pool; the caller initialises it before reading.
+        Ok(unsafe { self.stream.upgrade_device_ptr::<T>(ptr, n) })
+    }
+
+    /// A zero-filled buffer of `n` values from the pool.
+    pub(crate) fn alloc_zeros<T: DeviceRepr + arle_kernels::cudarc::driver::ValidAsZeroBits>(
+        &self,
+        n: usize,
+    ) -> Result<CudaSlice<T>> {
+        // SAFETY: zeroed right below, before anything can read it.
+        let mut s = unsafe { self.alloc::<T>(n)? };
+        self.stream
+            .memset_zeros(&mut s)
+            .map_err(cuda_err("device memset"))?;
+        Ok(s)
+    }
+
+    /// Takes `slice` back: into its bucket when the pool handed it out, else freed.
+    pub(crate) fn recycle<T>(&self, slice: CudaSlice<T>) {
+        let stream = slice.stream().clone();
+        let ptr = slice.leak();
+        let mut foreign = true;
+        if let Ok(mut l) = self.lists.lock() {
+            if let Some(bucket) = l.live.remove(&ptr) {
+                l.live_bytes -= bucket;
+                l.cached_bytes += bucket;
+                l.free.entry(bucket).or_default().push(ptr);
+                foreign = false;
+            }
+        }
+        if foreign {
+            // SAFETY: `ptr` came from `slice` (leaked above), so re-wrapping and dropping it frees
+            // it exactly once, on its own stream.
+            drop(unsafe { stream.upgrade_device_ptr::<u8>(ptr, 0) });
+        }
+    }
+
+    /// Frees every cached buffer (e.g. before a large allocation outside the pool).
+    pub fn release_cached(&self) -> Result<()> {
+        let ptrs: Vec<CUdeviceptr> = {
+            let mut l = self.lists()?;
+            l.cached_bytes = 0;
+            l.free.drain().flat_map(|(_, v)| v).collect()
+        };
+        for ptr in ptrs {
+            // SAFETY: cached pointers are pool-owned allocations no one else references.
+            drop(unsafe { self.stream.upgrade_device_ptr::<u8>(ptr, 0) });
+        }
+        Ok(())
+    }
+
+    pub fn stats(&self) -> PoolStats {
+        let (cached_bytes, live_bytes) = self
+            .lists
+            .lock()
+            .map(|l| (l.cached_bytes, l.live_bytes))
+            .unwrap_or_default();
+        PoolStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            cached_bytes,
+            live_bytes,
+        }
+    }
+}
+
+/// A pooled buffer that goes back to its pool when dropped (metadata uploads, scratch).
+#[derive(Debug)]
+pub struct PoolSlice<T> {
+    slice: ManuallyDrop<CudaSlice<T>>,
+    pool: Arc<BufferPool>,
+}
+
+impl<T> PoolSlice<T> {
+    pub(crate) fn new(pool: Arc<BufferPool>, slice: CudaSlice<T>) -> Self {
+        Self {
+            slice: ManuallyDrop::new(slice),
+            pool,
+        }
+    }
+}
+
+impl<T> Deref for PoolSlice<T> {
+    type Target = CudaSlice<T>;
+    fn deref(&self) -> &CudaSlice<T> {
+        &self.slice
+    }
+}
+
+impl<T> DerefMut for PoolSlice<T> {
+    fn deref_mut(&mut self) -> &mut CudaSlice<T> {
+        &mut self.slice
+    }
+}
+
+impl<T> Drop for PoolSlice<T> {
+    fn drop(&mut self) {
+        // SAFETY: `slice` is taken exactly once, here.
+        let slice = unsafe { ManuallyDrop::take(&mut self.slice) };
+        self.pool.recycle(slice);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bucket_bytes;
+
+    #[test]
+    fn buckets_round_up_within_an_eighth() {
+        assert_eq!(bucket_bytes(0), 256);
+        assert_eq!(bucket_bytes(1), 256);
+        assert_eq!(bucket_bytes(256), 256);
+        assert_eq!(bucket_bytes(257), 512);
+        assert_eq!(bucket_bytes(4096), 4096);
+        assert_eq!(bucket_bytes(4097), 4096 + 1024);
+        for bytes in [3usize, 1000, 123_457, 77 << 20] {
+            let b = bucket_bytes(bytes);
+            assert!(b >= bytes && b - bytes <= b / 8 + 256, "{bytes} -> {b}");
+            assert_eq!(bucket_bytes(b), b, "a bucket is its own bucket");
+        }
+    }
+}
