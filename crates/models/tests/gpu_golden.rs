@@ -332,3 +332,74 @@ pub fn hybrid_goldens_on_gpu(model: &str) {
 fn qwen3_5_goldens_on_gpu() {
     hybrid_goldens_on_gpu("qwen3_5");
 }
+
+// ---- Qwen3.5-MoE (hybrid + sparse MoE on the device: routing, grouped expert GEMMs) ----
+
+#[test]
+fn qwen3_5_moe_goldens_on_gpu() {
+    hybrid_goldens_on_gpu("qwen3_5_moe");
+}
+
+/// The fused expert layout (`experts.gate_up_proj` `[E, 2·Ie, H]`, `experts.down_proj`
+/// `[E, H, Ie]`, as real checkpoints store it; the fixture is per-expert) loads straight into the
+/// stacked device experts and gives the per-expert layout's GPU logits.
+#[test]
+fn qwen3_5_moe_fused_expert_layout_on_gpu() {
+    let model = "qwen3_5_moe";
+    let src = fixture_dir(model);
+    let golden = Golden::open(model);
+    let ids = &golden.input_ids;
+    let mut tensors = hybrid_support::read_tensors(&src.join("model.safetensors"));
+    let prefixes: Vec<String> = tensors
+        .keys()
+        .filter_map(|n| n.strip_suffix(".experts.0.gate_proj.weight"))
+        .map(str::to_string)
+        .collect();
+    assert!(!prefixes.is_empty(), "fixture has no per-expert tensors");
+    for p in prefixes {
+        let (mut gate_up, mut down, mut e) = (Vec::new(), Vec::new(), 0);
+        let (mut dtype, mut ie, mut h) = (None, 0, 0);
+        let name = |x: usize, proj: &str| format!("{p}.experts.{x}.{proj}.weight");
+        while let Some((dt, shape, g)) = tensors.remove(&name(e, "gate_proj")) {
+            let (_, _, u) = tensors.remove(&name(e, "up_proj")).expect("up_proj");
+            let (_, _, d) = tensors.remove(&name(e, "down_proj")).expect("down_proj");
+            (dtype, ie, h) = (Some(dt), shape[0], shape[1]);
+            gate_up.extend(g);
+            gate_up.extend(u);
+            down.extend(d);
+            e += 1;
+        }
+        let dt = dtype.expect("at least one expert");
+        tensors.insert(
+            format!("{p}.experts.gate_up_proj"),
+            (dt, vec![e, 2 * ie, h], gate_up),
+        );
+        tensors.insert(format!("{p}.experts.down_proj"), (dt, vec![e, h, ie], down));
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    hybrid_support::write_tensors(&dir.path().join("model.safetensors"), &tensors);
+    std::fs::copy(src.join("config.json"), dir.path().join("config.json")).expect("config");
+    let fused = load_model_on(dir.path(), Device::Cuda(0)).expect("load fused layout on GPU");
+    let per_expert = load_gpu(model);
+    let table = scattered_blocks(ids.len().div_ceil(KV_BLOCK_TOKENS), 9, 13);
+    let batch = hybrid_support::single(ids, 0, &table, 2, &[], true);
+    let run = |loaded: &LoadedModel| {
+        let mut cache = hybrid_support::new_cache(loaded);
+        forward(loaded, &mut cache, &batch)
+    };
+    let (got, base) = (run(&fused), run(&per_expert));
+    let vocab = fused.config.vocab_size;
+    check(
+        model,
+        "fused experts full pass",
+        &got,
+        golden.get("logits.full"),
+        vocab,
+    );
+    let d = max_abs_diff(&got, &base);
+    println!(
+        "GOLDEN {model:<7} {:<28} max-abs {d:.3e}",
+        "fused vs per-expert (GPU)"
+    );
+    assert!(d <= 1e-3, "fused vs per-expert expert layout on GPU: {d:e}");
+}

@@ -7,13 +7,19 @@
 //! `experts.down_proj` `[E, H, Ie]` (views into the same bytes), or per-expert
 //! `experts.{e}.{gate,up,down}_proj.weight`. Invariant: the forward never depends on the layout.
 //! Ties in the top-k pick the lower expert id.
+//!
+//! On a GPU (weights placed by the loader) the experts also exist stacked, one device buffer
+//! each for `gate_up` `[E, 2·Ie, H]` and `down` `[E, H, Ie]` ([`StackedExperts`]: the fused
+//! checkpoint tensors themselves, or the per-expert ones concatenated at load), and the forward
+//! runs `ops::sparse_moe`: routing, grouped expert GEMMs and the combine stay on the device
+//! (no routing decision is read back). The per-expert weights then keep only their host bytes.
 
-use arle_tensor::{ops, DType, Tensor, TensorError, Weight};
+use arle_tensor::{ops, Bytes, DType, Device, Tensor, TensorError, Weight};
 
 use super::{emit, Linear, Mlp};
 use crate::config::MoeConfig;
 use crate::weights::WeightSource;
-use crate::{Result, Tracer};
+use crate::{ModelError, Result, Tracer};
 
 /// One routed expert: SwiGLU with intermediate `Ie`.
 #[derive(Clone, Debug)]
@@ -26,6 +32,15 @@ pub struct Expert {
     pub down_proj: Weight,
 }
 
+/// Every expert in two stacked weights (device path).
+#[derive(Clone, Debug)]
+pub struct StackedExperts {
+    /// `[E, 2·Ie, H]`: per expert, gate rows then up rows.
+    pub gate_up: Weight,
+    /// `[E, H, Ie]`
+    pub down: Weight,
+}
+
 #[derive(Clone, Debug)]
 pub struct SparseMoe {
     /// Router `[E, H]`.
@@ -35,6 +50,8 @@ pub struct SparseMoe {
     /// `[1, H]`
     pub shared_expert_gate: Linear,
     pub num_experts_per_tok: usize,
+    /// The experts stacked on the device; `None` on the CPU.
+    pub stacked: Option<StackedExperts>,
 }
 
 impl SparseMoe {
@@ -47,12 +64,13 @@ impl SparseMoe {
     ) -> Result<Self> {
         let h = hidden_size;
         let name = |n: &str| format!("{prefix}.{n}");
-        let experts = if ws.contains(&name("experts.gate_up_proj")) {
+        let (experts, stacked) = if ws.contains(&name("experts.gate_up_proj")) {
             load_fused(ws, prefix, h, moe)?
         } else {
-            (0..moe.num_experts)
+            let experts = (0..moe.num_experts)
                 .map(|e| load_expert(ws, &format!("{prefix}.experts.{e}"), h, moe))
-                .collect::<Result<Vec<_>>>()?
+                .collect::<Result<Vec<_>>>()?;
+            stack_on_device(experts, h, moe)?
         };
         Ok(Self {
             gate: Linear::load(ws, &name("gate"), h, moe.num_experts, false)?,
@@ -66,6 +84,7 @@ impl SparseMoe {
             )?,
             shared_expert_gate: Linear::load(ws, &name("shared_expert_gate"), h, 1, false)?,
             num_experts_per_tok: moe.num_experts_per_tok,
+            stacked,
         })
     }
 
@@ -77,6 +96,9 @@ impl SparseMoe {
         prefix: &str,
         trace: &mut Option<Tracer<'_>>,
     ) -> Result<Tensor> {
+        if x.device() != Device::Cpu {
+            return self.forward_device(x, prefix, trace);
+        }
         let (n, h) = (x.dim(0), x.dim(1));
         let logits = self.gate.forward(x)?; // [n, E]
         emit(trace, prefix, "gate.out", &logits);
@@ -121,6 +143,39 @@ impl SparseMoe {
         }
         Ok(out)
     }
+
+    /// The GPU forward (x `[n, H]` on a device): same traces as [`SparseMoe::forward`]; the
+    /// routed sum is computed a second time, without the shared expert, only when tracing.
+    fn forward_device(
+        &self,
+        x: &Tensor,
+        prefix: &str,
+        trace: &mut Option<Tracer<'_>>,
+    ) -> Result<Tensor> {
+        let stacked = self.stacked.as_ref().ok_or_else(|| {
+            ModelError::Unsupported(format!(
+                "{prefix}: MoE input is on a GPU but the experts were loaded on the CPU"
+            ))
+        })?;
+        let k = self.num_experts_per_tok;
+        let logits = self.gate.forward(x)?; // [n, E]
+        emit(trace, prefix, "gate.out", &logits);
+        let shared = self.shared_expert.forward(x)?; // [n, H]
+        if trace.is_some() {
+            let routed = ops::sparse_moe(x, &logits, &stacked.gate_up, &stacked.down, k, None)?;
+            emit(trace, prefix, "experts.out", &routed);
+            emit(trace, prefix, "shared_expert.out", &shared);
+        }
+        let gate = &self.shared_expert_gate.weight; // [1, H]
+        Ok(ops::sparse_moe(
+            x,
+            &logits,
+            &stacked.gate_up,
+            &stacked.down,
+            k,
+            Some((&shared, gate)),
+        )?)
+    }
 }
 
 /// Per token: the top-k `(expert, weight)` of softmax(logits) (f32), weights renormalised.
@@ -158,19 +213,24 @@ fn load_expert(ws: &mut WeightSource, prefix: &str, h: usize, moe: &MoeConfig) -
 }
 
 /// Fused layout: `{prefix}.experts.gate_up_proj` `[E, 2·Ie, H]`, `{prefix}.experts.down_proj`
-/// `[E, H, Ie]` (no `.weight` suffix), split into per-expert row views.
+/// `[E, H, Ie]` (no `.weight` suffix), split into per-expert row views (host bytes); on a device
+/// the two tensors themselves are the stacked experts.
 fn load_fused(
     ws: &mut WeightSource,
     prefix: &str,
     h: usize,
     moe: &MoeConfig,
-) -> Result<Vec<Expert>> {
+) -> Result<(Vec<Expert>, Option<StackedExperts>)> {
     let (e, ie) = (moe.num_experts, moe.moe_intermediate_size);
-    let gate_up = ws.take(&format!("{prefix}.experts.gate_up_proj"), &[e, 2 * ie, h])?;
-    let down = ws.take(&format!("{prefix}.experts.down_proj"), &[e, h, ie])?;
-    let gate_up = as_matrix(&gate_up, e * 2 * ie, h)?;
-    let down = as_matrix(&down, e * h, ie)?;
-    (0..e)
+    let gate_up_3d = ws.take(&format!("{prefix}.experts.gate_up_proj"), &[e, 2 * ie, h])?;
+    let down_3d = ws.take(&format!("{prefix}.experts.down_proj"), &[e, h, ie])?;
+    let gate_up = as_matrix(&gate_up_3d, e * 2 * ie, h)?;
+    let down = as_matrix(&down_3d, e * h, ie)?;
+    let stacked = (gate_up_3d.device() != Device::Cpu).then_some(StackedExperts {
+        gate_up: gate_up_3d,
+        down: down_3d,
+    });
+    let experts = (0..e)
         .map(|x| {
             let base = x * 2 * ie;
             Ok(Expert {
@@ -179,7 +239,56 @@ fn load_fused(
                 down_proj: down.narrow_rows(x * h, (x + 1) * h)?,
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    Ok((experts, stacked))
+}
+
+/// Per-expert layout on a device: concatenates the experts' host bytes into the stacked
+/// `gate_up` / `down` weights, uploads those, and keeps host-only per-expert weights (the
+/// per-expert device copies made by the loader are dropped). On the CPU: unchanged, no stack.
+fn stack_on_device(
+    experts: Vec<Expert>,
+    h: usize,
+    moe: &MoeConfig,
+) -> Result<(Vec<Expert>, Option<StackedExperts>)> {
+    let device = match experts.first() {
+        Some(x) if x.gate_proj.device() != Device::Cpu => x.gate_proj.device(),
+        _ => return Ok((experts, None)),
+    };
+    let (e, ie) = (moe.num_experts, moe.moe_intermediate_size);
+    let dtype = experts[0].gate_proj.dtype();
+    let same_dtype = |w: &Weight| w.dtype() == dtype;
+    if !experts
+        .iter()
+        .all(|x| same_dtype(&x.gate_proj) && same_dtype(&x.up_proj) && same_dtype(&x.down_proj))
+    {
+        return Err(ModelError::Unsupported(
+            "experts of one layer stored in different dtypes".into(),
+        ));
+    }
+    let concat = |parts: &mut dyn Iterator<Item = &Weight>| {
+        let mut bytes = Vec::new();
+        parts.for_each(|w| bytes.extend_from_slice(w.bytes().as_slice()));
+        Bytes::from_vec(bytes)
+    };
+    let gate_up = concat(&mut experts.iter().flat_map(|x| [&x.gate_proj, &x.up_proj]));
+    let down = concat(&mut experts.iter().map(|x| &x.down_proj));
+    let stacked = StackedExperts {
+        gate_up: Weight::new(dtype, vec![e, 2 * ie, h], gate_up)?.to_device(device, false)?,
+        down: Weight::new(dtype, vec![e, h, ie], down)?.to_device(device, false)?,
+    };
+    let host = |w: &Weight| Weight::new(w.dtype(), w.shape().to_vec(), w.bytes().clone());
+    let experts = experts
+        .iter()
+        .map(|x| {
+            Ok(Expert {
+                gate_proj: host(&x.gate_proj)?,
+                up_proj: host(&x.up_proj)?,
+                down_proj: host(&x.down_proj)?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok((experts, Some(stacked)))
 }
 
 /// A 3-D weight viewed as `[rows, cols]` (same bytes).
