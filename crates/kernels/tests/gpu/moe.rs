@@ -269,7 +269,7 @@ fn run_case(ctx: &mut Ctx, c: &Case) {
         ctx.down(&d_tr),
     );
     let mut plan_ok = off == want_off;
-    for x in 0..e.min(off.len().saturating_sub(1)) {
+    for x in (0..e).filter(|_| off == want_off) {
         let mut seg = sorted[off[x] as usize..off[x + 1] as usize].to_vec();
         seg.sort();
         plan_ok &= seg == per_expert[x];
