@@ -41,6 +41,17 @@ pub struct ModelArgs {
     /// Most cached linear-state snapshots kept for hybrid models (LRU beyond that).
     #[arg(long, default_value_t = 256)]
     pub max_state_snapshots: usize,
+    /// GPU only: fraction of the GPU's memory to use (weights, activations, KV cache); the KV
+    /// cache gets what is left after a profiling step. --kv-cache-tokens overrides it.
+    #[arg(long, default_value_t = 0.90)]
+    pub gpu_memory_utilization: f32,
+    /// Batch-invariant kernels: a request's output does not depend on what it was batched with
+    /// (GPU: fixed-shape GEMMs, one attention kernel; slower).
+    #[arg(long)]
+    pub deterministic: bool,
+    /// `dummy`: build the model from config.json alone with random weights (benchmarks).
+    #[arg(long, value_enum, default_value_t = crate::bench::engine::LoadFormat::Auto)]
+    pub load_format: crate::bench::engine::LoadFormat,
 }
 
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +106,8 @@ impl ModelArgs {
             enable_prefix_caching: !self.no_prefix_caching,
             max_state_snapshots: self.max_state_snapshots,
             device,
+            gpu_memory_utilization: self.gpu_memory_utilization,
+            deterministic: self.deterministic,
             ..EngineConfig::default()
         })
     }

@@ -1,0 +1,202 @@
+//! GPU-only engine tests (feature `gpu-tests`, needs an NVIDIA GPU): KV pool sized from GPU
+//! memory, no driver allocation in a warm decode loop (buffer pool), device sampling
+//! reproducibility, and batch invariance of `deterministic` mode.
+//!
+//! Model: SmolLM2 (`ARLE_SMOLLM2_GGUF`, see `engine_common::smollm2_gguf`; the 2-block cut used on
+//! the GPU machine works too), always on GPU 0 regardless of `ARLE_TEST_DEVICE`.
+//! Run with `--test-threads=1` (the tests read process-wide device counters).
+#![allow(clippy::unwrap_used)]
+
+mod engine_common;
+
+use std::time::Duration;
+
+use arle_engine::{start_engine, EngineConfig, EngineHandle, SamplingParams};
+use arle_tensor::Device;
+use engine_common::{
+    generate, generate_concurrently, greedy, smollm2_gguf, user_ids, Outcome, EIGHT_USER_PROMPTS,
+};
+
+const GIB: usize = 1 << 30;
+const MIB: usize = 1 << 20;
+
+fn start_gpu(config: EngineConfig) -> EngineHandle {
+    start_engine(EngineConfig {
+        model_path: smollm2_gguf(),
+        device: Device::Cuda(0),
+        ..config
+    })
+    .unwrap()
+}
+
+/// Stops the engine and gives its thread a moment to drop the model and KV pages.
+fn stop(handle: EngineHandle) {
+    handle.shutdown();
+    drop(handle);
+    std::thread::sleep(Duration::from_millis(300));
+}
+
+fn ignore_eos(params: SamplingParams) -> SamplingParams {
+    SamplingParams {
+        ignore_eos: true,
+        ..params
+    }
+}
+
+#[test]
+fn kv_pool_is_sized_from_gpu_memory() {
+    let before = arle_tensor::cuda::memory_info(0).unwrap();
+    // Room for about 1 GiB more than what is in use now: weights, activations and KV must fit.
+    let budget = before.used_bytes() + GIB;
+    let utilization = budget as f32 / before.total_bytes as f32;
+    let handle = start_gpu(EngineConfig {
+        max_num_seqs: 256,
+        gpu_memory_utilization: utilization,
+        ..Default::default()
+    });
+    let after = arle_tensor::cuda::memory_info(0).unwrap();
+    let stats = handle.stats();
+    println!(
+        "memory plan: before {} MiB used, budget {} MiB, after start {} MiB used, {} KV pages",
+        before.used_bytes() / MIB,
+        budget / MIB,
+        after.used_bytes() / MIB,
+        stats.kv_blocks_total
+    );
+    assert!(
+        after.used_bytes() <= budget + 64 * MIB,
+        "the engine uses {} MiB, over its budget of {} MiB",
+        after.used_bytes() / MIB,
+        budget / MIB
+    );
+    assert!(
+        after.used_bytes() + 256 * MIB >= budget,
+        "the KV pool leaves {} MiB of the budget unused",
+        (budget - after.used_bytes()) / MIB
+    );
+    // The pool works: a request runs.
+    let prompt = user_ids(&handle, EIGHT_USER_PROMPTS[0]);
+    assert!(!generate(&handle, prompt, greedy(8)).token_ids.is_empty());
+    stop(handle);
+}
+
+#[test]
+fn explicit_kv_cache_tokens_win_over_the_memory_plan() {
+    let handle = start_gpu(EngineConfig {
+        kv_cache_tokens: Some(1024),
+        max_model_len: Some(1024),
+        ..Default::default()
+    });
+    assert_eq!(handle.stats().kv_blocks_total, 1024 / 16 + 1);
+    stop(handle);
+}
+
+/// Runs `prompt` to 48 tokens under `params`; returns the pool misses it caused.
+fn misses_of(handle: &EngineHandle, prompt: &[u32], params: &SamplingParams) -> (u64, Outcome) {
+    let m0 = arle_tensor::cuda::pool_stats(0).unwrap().misses;
+    let out = generate(handle, prompt.to_vec(), params.clone());
+    let m1 = arle_tensor::cuda::pool_stats(0).unwrap().misses;
+    (m1 - m0, out)
+}
+
+#[test]
+fn warm_decode_loop_makes_no_driver_allocations() {
+    let handle = start_gpu(EngineConfig {
+        kv_cache_tokens: Some(4096),
+        max_model_len: Some(4096),
+        enable_prefix_caching: false,
+        ..Default::default()
+    });
+    let prompt = user_ids(&handle, EIGHT_USER_PROMPTS[3]);
+    for params in [
+        ignore_eos(greedy(48)),
+        ignore_eos(SamplingParams {
+            temperature: 0.8,
+            top_p: 0.9,
+            top_k: Some(40),
+            repetition_penalty: 1.1,
+            seed: Some(3),
+            max_tokens: Some(48),
+            ..Default::default()
+        }),
+    ] {
+        let (warm_misses, first) = misses_of(&handle, &prompt, &params);
+        let (misses, second) = misses_of(&handle, &prompt, &params);
+        println!("pool misses: warm-up run {warm_misses}, second run {misses}");
+        assert_eq!(first.token_ids.len(), 48);
+        assert_eq!(second.token_ids, first.token_ids, "same seed, same tokens");
+        assert_eq!(misses, 0, "a warm run of the same shapes allocated {misses} buffers");
+    }
+    stop(handle);
+}
+
+#[test]
+fn seeded_device_sampling_repeats_alone() {
+    let handle = start_gpu(EngineConfig {
+        kv_cache_tokens: Some(4096),
+        max_model_len: Some(4096),
+        ..Default::default()
+    });
+    let prompt = user_ids(&handle, EIGHT_USER_PROMPTS[5]);
+    let params = |seed| SamplingParams {
+        temperature: 1.0,
+        top_p: 0.95,
+        min_p: 0.02,
+        seed: Some(seed),
+        max_tokens: Some(32),
+        ..Default::default()
+    };
+    let a = generate(&handle, prompt.clone(), params(11));
+    let b = generate(&handle, prompt.clone(), params(11));
+    let c = generate(&handle, prompt, params(12));
+    assert_eq!(a.token_ids, b.token_ids);
+    assert_ne!(a.token_ids, c.token_ids, "another seed should change a 32-token sample");
+    stop(handle);
+}
+
+/// 8 requests alone, then all at once (chunked prefills mixed with decodes: 64-token steps):
+/// `deterministic` must give identical tokens, greedy and seeded.
+#[test]
+fn deterministic_mode_is_batch_invariant() {
+    let handle = start_gpu(EngineConfig {
+        kv_cache_tokens: Some(8192),
+        max_model_len: Some(4096),
+        max_num_seqs: 8,
+        max_num_batched_tokens: 64,
+        enable_prefix_caching: false,
+        deterministic: true,
+        ..Default::default()
+    });
+    let requests: Vec<(Vec<u32>, SamplingParams)> = EIGHT_USER_PROMPTS
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let params = if i % 2 == 0 {
+                greedy(40)
+            } else {
+                SamplingParams {
+                    temperature: 0.9,
+                    top_k: Some(50),
+                    seed: Some(100 + i as u64),
+                    max_tokens: Some(40),
+                    ..Default::default()
+                }
+            };
+            (user_ids(&handle, p), ignore_eos(params))
+        })
+        .collect();
+    let alone: Vec<Vec<u32>> = requests
+        .iter()
+        .map(|(p, s)| generate(&handle, p.clone(), s.clone()).token_ids)
+        .collect();
+    let together: Vec<Vec<u32>> = generate_concurrently(&handle, requests.clone())
+        .into_iter()
+        .map(|o| o.token_ids)
+        .collect();
+    for (i, (a, t)) in alone.iter().zip(&together).enumerate() {
+        assert_eq!(a.len(), 40, "request {i}");
+        let first_diff = a.iter().zip(t).position(|(x, y)| x != y);
+        assert_eq!(first_diff, None, "request {i}: batched output differs from alone");
+    }
+    stop(handle);
+}
