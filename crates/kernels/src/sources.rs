@@ -46,7 +46,8 @@ pub const PAGED_ATTENTION_DECODE: KernelSource = source!(
     "paged_attention_decode",
     [
         "paged_attn_decode_partial_bf16",
-        "paged_attn_decode_reduce_bf16"
+        "paged_attn_decode_reduce_bf16",
+        "paged_attn_decode_gqa_bf16"
     ]
 );
 pub const PAGED_ATTENTION_PREFILL: KernelSource =
