@@ -13,7 +13,7 @@ use arle_agent::{
     Agent, AgentConfig, EngineLlm, HttpLlm, HttpSampling, Llm, SandboxBackend, ToolConfig,
     ToolRegistry, TraceWriter,
 };
-use arle_engine::{start_engine, EngineHandle};
+use arle_engine::EngineHandle;
 
 use crate::args::{ModelArgs, SamplingArgs};
 
@@ -102,7 +102,7 @@ impl AgentSession {
             None => {
                 let config = model.engine_config()?;
                 let description = format!("in-process ({})", config.model_path.display());
-                let handle = start_engine(config).context("starting the engine")?;
+                let handle = crate::bench::engine::start_handle(model, config)?;
                 let llm = EngineLlm::new(handle.clone(), sampling.params());
                 (Box::new(llm), Some(handle), description)
             }

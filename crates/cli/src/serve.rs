@@ -1,7 +1,6 @@
 //! `arle serve` / `infer`: the OpenAI-compatible server on the chosen backend.
 
 use anyhow::Context;
-use arle_engine::start_engine;
 use arle_server::ServerConfig;
 
 use crate::args::ModelArgs;
@@ -23,7 +22,7 @@ pub struct ServeArgs {
 pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let engine_config = args.model.engine_config()?;
     let served_model_name = engine_config.served_model_name.clone();
-    let handle = start_engine(engine_config).context("starting the engine")?;
+    let handle = crate::bench::engine::start_handle(&args.model, engine_config)?;
     let config = ServerConfig {
         host: args.host,
         port: args.port,
