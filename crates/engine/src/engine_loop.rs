@@ -26,9 +26,7 @@ use arle_sched::{
 use crate::device_sampling::DeviceSampling;
 use crate::handle::{EngineCommand, RequestId, Shared};
 use crate::request::{FinishReason, GenerateEvent};
-use crate::runner::{
-    LogitsWanted, ModelRunner, PageCopy, SeqState, SeqStep, StateInit, StepRows,
-};
+use crate::runner::{LogitsWanted, ModelRunner, PageCopy, SeqState, SeqStep, StateInit, StepRows};
 use crate::sequence::{ActiveRequest, ModelContext, Progress};
 use crate::EngineError;
 
@@ -307,11 +305,9 @@ fn execute(
             Some(slot) => Some(SeqState {
                 slot: slot.0,
                 init: match (s.restore_snapshot, s.start_position) {
-                    (Some(id), _) => {
-                        StateInit::Restore(snapshots.get(&id).ok_or_else(|| {
-                            EngineError::Internal(format!("snapshot {id:?} has no data"))
-                        })?)
-                    }
+                    (Some(id), _) => StateInit::Restore(snapshots.get(&id).ok_or_else(|| {
+                        EngineError::Internal(format!("snapshot {id:?} has no data"))
+                    })?),
                     (None, 0) => StateInit::Reset,
                     (None, _) => StateInit::Keep,
                 },

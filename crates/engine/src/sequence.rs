@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc::UnboundedSender;
 
-use crate::request::{FinishReason, GenerateEvent, SamplingParams, TokenLogprob, Usage};
 use crate::device_sampling::DeviceSampling;
+use crate::request::{FinishReason, GenerateEvent, SamplingParams, TokenLogprob, Usage};
 use crate::sampling::{logprobs::token_logprob, Sampler};
 use crate::stop::{StopChecker, TokenStopper};
 use crate::tokenizer::{IncrementalDetokenizer, Tokenizer};

@@ -125,7 +125,10 @@ fn warm_decode_loop_makes_no_driver_allocations() {
         println!("pool misses: warm-up run {warm_misses}, second run {misses}");
         assert_eq!(first.token_ids.len(), 48);
         assert_eq!(second.token_ids, first.token_ids, "same seed, same tokens");
-        assert_eq!(misses, 0, "a warm run of the same shapes allocated {misses} buffers");
+        assert_eq!(
+            misses, 0,
+            "a warm run of the same shapes allocated {misses} buffers"
+        );
     }
     stop(handle);
 }
@@ -150,7 +153,10 @@ fn seeded_device_sampling_repeats_alone() {
     let b = generate(&handle, prompt.clone(), params(11));
     let c = generate(&handle, prompt, params(12));
     assert_eq!(a.token_ids, b.token_ids);
-    assert_ne!(a.token_ids, c.token_ids, "another seed should change a 32-token sample");
+    assert_ne!(
+        a.token_ids, c.token_ids,
+        "another seed should change a 32-token sample"
+    );
     stop(handle);
 }
 
@@ -196,7 +202,10 @@ fn deterministic_mode_is_batch_invariant() {
     for (i, (a, t)) in alone.iter().zip(&together).enumerate() {
         assert_eq!(a.len(), 40, "request {i}");
         let first_diff = a.iter().zip(t).position(|(x, y)| x != y);
-        assert_eq!(first_diff, None, "request {i}: batched output differs from alone");
+        assert_eq!(
+            first_diff, None,
+            "request {i}: batched output differs from alone"
+        );
     }
     stop(handle);
 }

@@ -36,7 +36,9 @@ pub fn test_device() -> arle_tensor::Device {
         Ok("cpu") | Err(_) => arle_tensor::Device::Cpu,
         #[cfg(feature = "cuda")]
         Ok("cuda") => arle_tensor::Device::Cuda(0),
-        Ok(other) => panic!("ARLE_TEST_DEVICE={other}: expected cpu or cuda (cuda needs --features cuda)"),
+        Ok(other) => {
+            panic!("ARLE_TEST_DEVICE={other}: expected cpu or cuda (cuda needs --features cuda)")
+        }
     }
 }
 

@@ -19,8 +19,7 @@ use half::bf16;
 
 use super::ops::gpu_of;
 use super::{
-    cuda_err, placement, to_i32s, upload_i32_pooled, CudaBackend, GpuData, GpuHandle,
-    GpuKv,
+    cuda_err, placement, to_i32s, upload_i32_pooled, CudaBackend, GpuData, GpuHandle, GpuKv,
 };
 use crate::error::shape_err;
 use crate::ops::{AttentionMeta, SeqSpan};

@@ -18,8 +18,7 @@ use half::bf16;
 
 use super::backend::grid_for;
 use super::{
-    cuda_err, placement, to_i32s, upload_i32_pooled, upload_pooled, CudaBackend, GpuData,
-    GpuHandle,
+    cuda_err, placement, to_i32s, upload_i32_pooled, upload_pooled, CudaBackend, GpuData, GpuHandle,
 };
 use crate::error::shape_err;
 use crate::ops::{RmsNormKind, RopeTable};

@@ -50,21 +50,30 @@ pub struct GpuSampleRow<'a> {
 pub fn sample_rows(logits: &Tensor, params: &[GpuSampleRow<'_>]) -> Result<Vec<u32>> {
     const OP: &str = "sample_rows";
     let [rows, vocab] = *logits.shape() else {
-        return Err(placement(OP, format!("logits must be 2-D, got {:?}", logits.shape())));
+        return Err(placement(
+            OP,
+            format!("logits must be 2-D, got {:?}", logits.shape()),
+        ));
     };
     let n = params.len();
     if n == 0 {
         return Ok(Vec::new());
     }
     if let Some(p) = params.iter().find(|p| p.row >= rows) {
-        return Err(placement(OP, format!("row {} of logits {:?}", p.row, logits.shape())));
+        return Err(placement(
+            OP,
+            format!("row {} of logits {:?}", p.row, logits.shape()),
+        ));
     }
     if vocab == 0 {
         return Err(placement(OP, "empty vocabulary"));
     }
     let g = gpu_of(OP, logits)?;
     let GpuData::F32(src) = g.data() else {
-        return Err(placement(OP, "logits must be f32 (a vocabulary projection's output)"));
+        return Err(placement(
+            OP,
+            "logits must be f32 (a vocabulary projection's output)",
+        ));
     };
     let backend = g.backend().as_ref();
     let pool = backend.pool();
@@ -84,7 +93,10 @@ pub fn sample_rows(logits: &Tensor, params: &[GpuSampleRow<'_>]) -> Result<Vec<u
             repetition: params.iter().map(|p| p.repetition_penalty).collect(),
             presence: vec![0.0; n],
             frequency: vec![0.0; n],
-            history: params.iter().map(|p| [p.prompt_ids, p.output_ids]).collect(),
+            history: params
+                .iter()
+                .map(|p| [p.prompt_ids, p.output_ids])
+                .collect(),
         };
         pass.apply(backend, &mut work, vocab)?;
     }
@@ -111,8 +123,14 @@ pub fn sample_rows(logits: &Tensor, params: &[GpuSampleRow<'_>]) -> Result<Vec<u
         .map(|p| i32::try_from(p.top_k).unwrap_or(0))
         .collect();
     let top_k = upload_pooled(backend, &top_k)?;
-    let seed = upload_pooled(backend, &params.iter().map(|p| p.seed).collect::<Vec<u64>>())?;
-    let offset = upload_pooled(backend, &params.iter().map(|p| p.offset).collect::<Vec<u64>>())?;
+    let seed = upload_pooled(
+        backend,
+        &params.iter().map(|p| p.seed).collect::<Vec<u64>>(),
+    )?;
+    let offset = upload_pooled(
+        backend,
+        &params.iter().map(|p| p.offset).collect::<Vec<u64>>(),
+    )?;
     // SAFETY: the sampling kernel writes every probability / token it later reads.
     let mut probs = PoolSlice::new(pool.clone(), unsafe { pool.alloc::<f32>(n * vocab)? });
     let mut tokens = PoolSlice::new(pool.clone(), unsafe { pool.alloc::<i32>(n)? });
@@ -164,9 +182,18 @@ struct PenaltyPass<'a> {
 }
 
 impl PenaltyPass<'_> {
-    fn apply(&self, backend: &CudaBackend, logits: &mut CudaSlice<f32>, vocab: usize) -> Result<()> {
+    fn apply(
+        &self,
+        backend: &CudaBackend,
+        logits: &mut CudaSlice<f32>,
+        vocab: usize,
+    ) -> Result<()> {
         let n = self.history.len();
-        let lens: Vec<usize> = self.history.iter().map(|[a, b]| a.len() + b.len()).collect();
+        let lens: Vec<usize> = self
+            .history
+            .iter()
+            .map(|[a, b]| a.len() + b.len())
+            .collect();
         let max_hist = lens.iter().copied().max().unwrap_or(0).max(1);
         let mut hist = vec![-1i32; n * max_hist];
         for (r, [a, b]) in self.history.iter().enumerate() {
