@@ -108,12 +108,13 @@ DEVI void decode_gqa_body(const bf16* __restrict__ q, const bf16* __restrict__ k
       bf16x8_to_f32(kv[u], kf);
 #pragma unroll
       for (int hh = 0; hh < DEC_HG; ++hh) {
+        if (hh >= nh) break;  // block-uniform: the shuffles below stay warp-convergent
         float dot = 0.0f;
 #pragma unroll
         for (int e = 0; e < 8; ++e) dot = fmaf(qr[hh][e], kf[e], dot);
 #pragma unroll
         for (int o = CPR / 2; o > 0; o >>= 1) dot += __shfl_xor_sync(0xffffffffu, dot, o);
-        if (c == 0 && j < end && hh < nh) scores[hh * DEC_MAX_PART + (j - start)] = dot * scale;
+        if (c == 0 && j < end) scores[hh * DEC_MAX_PART + (j - start)] = dot * scale;
       }
     }
   }
@@ -162,7 +163,8 @@ DEVI void decode_gqa_body(const bf16* __restrict__ q, const bf16* __restrict__ k
       bf16x8_to_f32(vv[u], vf);
 #pragma unroll
       for (int hh = 0; hh < DEC_HG; ++hh) {
-        const float p = hh < nh ? scores[hh * DEC_MAX_PART + (j - start)] : 0.0f;
+        if (hh >= nh) break;
+        const float p = scores[hh * DEC_MAX_PART + (j - start)];
 #pragma unroll
         for (int e = 0; e < 8; ++e) acc[hh][e] = fmaf(p, vf[e], acc[hh][e]);
       }
@@ -170,11 +172,13 @@ DEVI void decode_gqa_body(const bf16* __restrict__ q, const bf16* __restrict__ k
   }
   // Lanes with the same c in a warp differ by multiples of CPR.
 #pragma unroll
-  for (int hh = 0; hh < DEC_HG; ++hh)
+  for (int hh = 0; hh < DEC_HG; ++hh) {
+    if (hh >= nh) break;  // block-uniform
 #pragma unroll
     for (int e = 0; e < 8; ++e)
 #pragma unroll
       for (int o = CPR; o < 32; o <<= 1) acc[hh][e] += __shfl_xor_sync(0xffffffffu, acc[hh][e], o);
+  }
   __syncthreads();  // everyone is done reading scores: reuse sm as red [4 warps][DEC_HG][D]
   float* red = sm;
   if (lane < CPR) {
