@@ -16,6 +16,7 @@ use arle_tensor::{Tensor, Weight};
 use crate::config::{HybridConfig, LayerType, ModelConfig};
 use crate::layers::attention::StepPositions;
 use crate::layers::gated_attention::load_gated_attention;
+use crate::layers::gated_delta_net::GdnStepCache;
 use crate::layers::{emit, Attention, GatedDeltaNet, Mlp, RmsNorm, SparseMoe};
 use crate::weights::WeightSource;
 use crate::{
@@ -200,6 +201,7 @@ impl Model for Qwen3_5 {
                     .collect()
             })
             .collect();
+        let mut gdn_step = GdnStepCache::default(); // GPU launch metadata, shared by GDN layers
         let mut x = ops::embedding(&self.embed_tokens, &batch.token_ids)?; // [n, H]
         for (i, (layer, layer_cache)) in self.layers.iter().zip(&mut cache.layers).enumerate() {
             let prefix = format!("model.layers.{i}");
@@ -213,7 +215,8 @@ impl Model for Qwen3_5 {
                 }
                 (Mixer::Linear(gdn), LayerCache::Linear(state)) => {
                     let p = format!("{prefix}.linear_attn");
-                    let (out, captures) = gdn.forward(&h, batch, state, &p, &mut trace)?;
+                    let (out, captures) =
+                        gdn.forward(&h, batch, state, &mut gdn_step, &p, &mut trace)?;
                     for (seq_snaps, layer_snaps) in pending.iter_mut().zip(captures) {
                         for (snap, layer_snap) in seq_snaps.iter_mut().zip(layer_snaps) {
                             snap.layers.push(layer_snap);

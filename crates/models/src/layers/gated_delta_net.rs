@@ -28,7 +28,7 @@ mod gdn_gpu;
 /// Without the `cuda` feature no tensor lives on a GPU: no device parameters, no GPU forward.
 #[cfg(not(feature = "cuda"))]
 mod gdn_gpu {
-    use super::{GatedDeltaNet, GdnDeviceParams, LayerCaptures};
+    use super::{GatedDeltaNet, GdnDeviceParams, GdnStepCache, LayerCaptures};
     use crate::{ForwardBatch, LinearState, ModelError, Result, Tracer};
     use arle_tensor::Tensor;
 
@@ -41,6 +41,7 @@ mod gdn_gpu {
         _: &Tensor,
         _: &ForwardBatch,
         _: &mut LinearState,
+        _: &mut GdnStepCache,
         _: &str,
         _: &mut Option<Tracer<'_>>,
     ) -> Result<(Tensor, LayerCaptures)> {
@@ -89,6 +90,14 @@ pub struct GdnDeviceParams {
 /// Per sequence of the batch, the snapshots of this layer in `snapshot_positions` order.
 pub type LayerCaptures = Vec<Vec<LinearLayerSnapshot>>;
 
+/// Per-forward GPU launch metadata shared by every GDN layer of one step (built by the first GPU
+/// layer, uploaded once); unused on the CPU. Make a fresh one per forward.
+#[derive(Debug, Default)]
+pub struct GdnStepCache {
+    #[cfg(feature = "cuda")]
+    step: Option<arle_tensor::cuda::hybrid::GdnStep>,
+}
+
 impl GatedDeltaNet {
     /// Takes every `{prefix}.*` tensor of a `linear_attn` block.
     pub fn load(
@@ -131,18 +140,20 @@ impl GatedDeltaNet {
     }
 
     /// x: `[n, H]` → `[n, H]`; updates each sequence's slot in `state` and returns the
-    /// snapshots requested by `batch.snapshot_positions`. Traces `{prefix}.in_proj_qkv.out`,
-    /// `norm.in` (`[n·Hv, Dv]`), `out_proj.in`, `out_proj.out`.
+    /// snapshots requested by `batch.snapshot_positions`. `step`: one per forward, shared by the
+    /// layers. Traces `{prefix}.in_proj_qkv.out`, `norm.in` (`[n·Hv, Dv]`), `out_proj.in`,
+    /// `out_proj.out`.
     pub fn forward(
         &self,
         x: &Tensor,
         batch: &ForwardBatch,
         state: &mut LinearState,
+        step: &mut GdnStepCache,
         prefix: &str,
         trace: &mut Option<Tracer<'_>>,
     ) -> Result<(Tensor, LayerCaptures)> {
         if x.device() != arle_tensor::Device::Cpu {
-            return gdn_gpu::forward(self, x, batch, state, prefix, trace);
+            return gdn_gpu::forward(self, x, batch, state, step, prefix, trace);
         }
         let n = x.shape().first().copied().unwrap_or(0);
         let (hv, dv) = (self.shape.num_v_heads, self.shape.v_head_dim);

@@ -5,18 +5,18 @@
 //! launched through arle-kernels' `linear_attn` / `norm` launchers (the GDN kernel computes the
 //! gates itself from the raw `a`, `b` projections).
 //!
-//! State layout (matches the kernels): conv window `[n_slots, conv_dim, K-1]` bf16 (the pre-conv
-//! inputs are bf16 activations, so bf16 storage is exact), recurrent state `[n_slots, Hv, Dk, Dv]`
-//! f32. Host snapshots use the CPU layout: conv `[K-1, conv_dim]` (oldest first) and recurrent
-//! `[Hv, Dk, Dv]`; [`GpuLinearState::write_slot`] / [`GpuLinearState::read_slot`] transpose.
+//! State layout (matches the kernels; [`GpuLinearState`], in `hybrid_state.rs`): conv window
+//! `[n_slots, conv_dim, K-1]` bf16 (the pre-conv inputs are bf16 activations, so bf16 storage is
+//! exact), recurrent state `[n_slots, Hv, Dk, Dv]` f32. Host snapshots use the CPU layout: conv
+//! `[K-1, conv_dim]` (oldest first) and recurrent `[Hv, Dk, Dv]`; the state's write/read transpose.
 //!
-//! Invariants: a step uploads its `cu_seqlens` / `state_slots` once and launches one conv and one
-//! GDN kernel over all sequences when the sequences are contiguous in query order and nothing is
-//! captured; otherwise (captures, gaps) it launches per segment, splitting a sequence's scan at
-//! its capture offsets and copying the slot to the host there (the only device-to-host reads).
+//! Invariants: a step's `cu_seqlens` / `state_slots` are uploaded once ([`GdnStep`]) and shared
+//! by every GDN layer; each layer launches one conv and one GDN kernel over all sequences when
+//! the sequences are contiguous in query order and nothing is captured; otherwise (captures,
+//! gaps) one pair per segment, splitting a sequence's scan at its capture offsets and copying the
+//! slot to the host there (the only device-to-host reads of a step).
 
 use std::ops::Range;
-use std::sync::Arc;
 
 use arle_kernels::cudarc::driver::{CudaSlice, CudaView, PushKernelArg};
 use arle_kernels::ops::linear_attn::{
@@ -26,180 +26,12 @@ use arle_kernels::ops::norm::{rms_norm_gated, RmsNormShape};
 use half::bf16;
 
 use super::backend::grid_for;
+pub use super::hybrid_state::GpuLinearState;
 use super::ops::gpu_of;
-use super::{backend, cuda_err, placement, upload_i32, CudaBackend, GpuData, GpuHandle};
+use super::{backend, cuda_err, placement, upload_i32, GpuData, GpuHandle};
 use crate::error::shape_err;
 use crate::ops::GdnShape;
-use crate::{Device, Result, Tensor, TensorError, Weight};
-
-/// One linear-attention layer's state slots on a GPU.
-#[derive(Debug)]
-pub struct GpuLinearState {
-    backend: Arc<CudaBackend>,
-    num_slots: usize,
-    conv_dim: usize,
-    /// `K - 1` (window length).
-    window: usize,
-    /// `Hv * Dk * Dv`.
-    recurrent_floats: usize,
-    /// `[n_slots, conv_dim, K-1]`
-    conv: CudaSlice<bf16>,
-    /// `[n_slots, Hv, Dk, Dv]`
-    recurrent: CudaSlice<f32>,
-}
-
-impl GpuLinearState {
-    /// Uploads `num_slots` slots from host storage in the CPU layout: `conv`
-    /// `[n_slots, K-1, conv_dim]`, `recurrent` `[n_slots, recurrent_floats]`.
-    pub fn upload(
-        ordinal: usize,
-        num_slots: usize,
-        (conv_dim, conv_kernel): (usize, usize),
-        recurrent_floats: usize,
-        conv: &[f32],
-        recurrent: &[f32],
-    ) -> Result<Self> {
-        let window = conv_kernel.saturating_sub(1);
-        if conv.len() != num_slots * window * conv_dim
-            || recurrent.len() != num_slots * recurrent_floats
-        {
-            let detail = format!(
-                "{num_slots} slots: conv {} values (conv_dim {conv_dim}, K {conv_kernel}), recurrent {}",
-                conv.len(),
-                recurrent.len()
-            );
-            return shape_err("GpuLinearState::upload", detail);
-        }
-        let backend = backend(ordinal)?;
-        let stream = backend.stream();
-        let mut conv_t = vec![bf16::ZERO; conv.len().max(1)];
-        for s in 0..num_slots {
-            transpose_window(
-                &conv[s * window * conv_dim..][..window * conv_dim],
-                &mut conv_t[s * window * conv_dim..][..window * conv_dim],
-                window,
-                conv_dim,
-            );
-        }
-        let conv = stream
-            .clone_htod(&conv_t)
-            .map_err(cuda_err("linear state upload"))?;
-        let recurrent = if recurrent.is_empty() {
-            stream.alloc_zeros::<f32>(1)
-        } else {
-            stream.clone_htod(recurrent)
-        }
-        .map_err(cuda_err("linear state upload"))?;
-        Ok(Self {
-            backend,
-            num_slots,
-            conv_dim,
-            window,
-            recurrent_floats,
-            conv,
-            recurrent,
-        })
-    }
-
-    pub fn device(&self) -> Device {
-        Device::Cuda(self.backend.ordinal())
-    }
-
-    fn ranges(&self, slot: usize) -> Result<(Range<usize>, Range<usize>)> {
-        if slot >= self.num_slots {
-            return Err(TensorError::Invalid {
-                op: "state slot",
-                detail: format!("slot {slot} >= {} slots", self.num_slots),
-            });
-        }
-        let (c, r) = (self.window * self.conv_dim, self.recurrent_floats);
-        Ok((slot * c..(slot + 1) * c, slot * r..(slot + 1) * r))
-    }
-
-    /// Zeroes slot `slot` (a sequence starting at position 0).
-    pub fn reset_slot(&mut self, slot: usize) -> Result<()> {
-        let (c, r) = self.ranges(slot)?;
-        let stream = self.backend.stream().clone();
-        if !c.is_empty() {
-            stream
-                .memset_zeros(&mut self.conv.slice_mut(c))
-                .map_err(cuda_err("reset_state"))?;
-        }
-        if !r.is_empty() {
-            stream
-                .memset_zeros(&mut self.recurrent.slice_mut(r))
-                .map_err(cuda_err("reset_state"))?;
-        }
-        Ok(())
-    }
-
-    /// Writes host values (CPU layout: conv `[K-1, conv_dim]`, recurrent `[Hv, Dk, Dv]`) into
-    /// slot `slot`.
-    pub fn write_slot(&mut self, slot: usize, conv: &[f32], recurrent: &[f32]) -> Result<()> {
-        let (c, r) = self.ranges(slot)?;
-        if conv.len() != c.len() || recurrent.len() != r.len() {
-            let detail = format!(
-                "conv {} / {}, recurrent {} / {}",
-                conv.len(),
-                c.len(),
-                recurrent.len(),
-                r.len()
-            );
-            return shape_err("restore_state", detail);
-        }
-        let stream = self.backend.stream().clone();
-        if !c.is_empty() {
-            let mut host = vec![bf16::ZERO; c.len()];
-            transpose_window(conv, &mut host, self.window, self.conv_dim);
-            stream
-                .memcpy_htod(&host, &mut self.conv.slice_mut(c))
-                .map_err(cuda_err("restore_state"))?;
-        }
-        if !r.is_empty() {
-            stream
-                .memcpy_htod(recurrent, &mut self.recurrent.slice_mut(r))
-                .map_err(cuda_err("restore_state"))?;
-        }
-        Ok(())
-    }
-
-    /// Slot `slot` on the host in the CPU layout: (conv `[K-1, conv_dim]`, recurrent
-    /// `[Hv, Dk, Dv]`). Waits for the stream.
-    pub fn read_slot(&self, slot: usize) -> Result<(Vec<f32>, Vec<f32>)> {
-        let (c, r) = self.ranges(slot)?;
-        let stream = self.backend.stream();
-        let mut conv = vec![0.0f32; c.len()];
-        if !c.is_empty() {
-            let dev = stream
-                .clone_dtoh(&self.conv.slice(c))
-                .map_err(cuda_err("snapshot_state"))?;
-            // dev is [conv_dim, K-1]; conv is [K-1, conv_dim].
-            for ch in 0..self.conv_dim {
-                for j in 0..self.window {
-                    conv[j * self.conv_dim + ch] = f32::from(dev[ch * self.window + j]);
-                }
-            }
-        }
-        let recurrent = if r.is_empty() {
-            Vec::new()
-        } else {
-            stream
-                .clone_dtoh(&self.recurrent.slice(r))
-                .map_err(cuda_err("snapshot_state"))?
-        };
-        self.backend.synchronize()?;
-        Ok((conv, recurrent))
-    }
-}
-
-/// `[K-1, conv_dim]` f32 (CPU layout) → `[conv_dim, K-1]` bf16 (kernel layout).
-fn transpose_window(src: &[f32], dst: &mut [bf16], window: usize, conv_dim: usize) {
-    for j in 0..window {
-        for ch in 0..conv_dim {
-            dst[ch * window + j] = bf16::from_f32(src[j * conv_dim + ch]);
-        }
-    }
-}
+use crate::{Result, Tensor, TensorError, Weight};
 
 /// An f32 tensor on GPU `ordinal` (small per-layer parameters the kernels read in f32, e.g.
 /// `A_log`, `dt_bias`).
@@ -230,6 +62,103 @@ pub struct GdnSeq {
     pub captures: Vec<usize>,
 }
 
+/// One conv + GDN launch pair: row bounds `cu_seqlens` `[k+1]` and `state_slots` `[k]` on the
+/// device, then (optionally) a capture of (sequence, slot) after it.
+#[derive(Debug)]
+struct StepLaunch {
+    cu_seqlens: CudaSlice<i32>,
+    state_slots: CudaSlice<i32>,
+    capture: Option<(usize, usize)>,
+}
+
+/// The launch metadata of one forward step, uploaded once and shared by every GDN layer: one
+/// launch pair over all sequences when they are contiguous in query order and nothing is
+/// captured, else one per segment (each sequence's rows split at its capture offsets).
+#[derive(Debug)]
+pub struct GdnStep {
+    n_rows: usize,
+    n_seqs: usize,
+    /// Largest slot named (validated against each layer's state).
+    max_slot: Option<usize>,
+    launches: Vec<StepLaunch>,
+}
+
+impl GdnStep {
+    /// Plans and uploads a step of `n_rows` rows on GPU `ordinal`.
+    pub fn new(ordinal: usize, n_rows: usize, seqs: &[GdnSeq]) -> Result<Self> {
+        const OP: &str = "GdnStep";
+        for s in seqs {
+            let bad_capture = s.captures.iter().any(|&m| m == 0 || m > s.rows.len())
+                || s.captures.windows(2).any(|w| w[0] >= w[1]);
+            if s.rows.end > n_rows || bad_capture {
+                let detail = format!("bad sequence {s:?} for {n_rows} rows");
+                return Err(TensorError::Invalid { op: OP, detail });
+            }
+        }
+        let i32_of = |v: usize| {
+            i32::try_from(v).map_err(|_| TensorError::Invalid {
+                op: OP,
+                detail: format!("{v} exceeds i32"),
+            })
+        };
+        let backend = backend(ordinal)?;
+        let upload = |cu: &[i32], slots: &[i32], capture| -> Result<StepLaunch> {
+            Ok(StepLaunch {
+                cu_seqlens: upload_i32(&backend, cu)?,
+                state_slots: upload_i32(&backend, slots)?,
+                capture,
+            })
+        };
+        let contiguous = seqs
+            .iter()
+            .enumerate()
+            .all(|(i, s)| s.rows.start == if i == 0 { 0 } else { seqs[i - 1].rows.end });
+        let any_capture = seqs.iter().any(|s| !s.captures.is_empty());
+        let mut launches = Vec::new();
+        if contiguous && !any_capture {
+            if !seqs.is_empty() && n_rows > 0 {
+                let mut cu = vec![0i32];
+                for s in seqs {
+                    cu.push(i32_of(s.rows.end)?);
+                }
+                let slots = seqs
+                    .iter()
+                    .map(|s| i32_of(s.slot))
+                    .collect::<Result<Vec<_>>>()?;
+                launches.push(upload(&cu, &slots, None)?);
+            }
+        } else {
+            // The kernels index rows absolutely, so a one-sequence launch over rows
+            // [from, end) works on the full batch buffers.
+            for (s, seq) in seqs.iter().enumerate() {
+                let slot = [i32_of(seq.slot)?];
+                let mut from = seq.rows.start;
+                let mut bounds: Vec<(usize, bool)> = seq
+                    .captures
+                    .iter()
+                    .map(|&m| (seq.rows.start + m, true))
+                    .collect();
+                if bounds.last().is_none_or(|&(e, _)| e < seq.rows.end) {
+                    bounds.push((seq.rows.end, false));
+                }
+                for (end, capture) in bounds {
+                    if end > from {
+                        let capture = capture.then_some((s, seq.slot));
+                        launches.push(upload(&[i32_of(from)?, i32_of(end)?], &slot, capture)?);
+                    }
+                    from = end;
+                }
+            }
+        }
+        Ok(Self {
+            n_rows,
+            n_seqs: seqs.len(),
+            max_slot: seqs.iter().map(|s| s.slot).max(),
+            launches,
+        })
+    }
+}
+
 /// The GDN layer's per-layer device parameters.
 #[derive(Clone, Copy, Debug)]
 pub struct GdnParams<'a> {
@@ -252,10 +181,10 @@ fn f32_view<'a>(op: &'static str, t: &'a Tensor) -> Result<CudaView<'a, f32>> {
     }
 }
 
-/// Causal conv + SiLU then the gated delta rule for every sequence of the batch, on each
+/// Causal conv + SiLU then the gated delta rule for every sequence of `step`, on each
 /// sequence's state slot. qkv `[n, conv_dim]` (pre-conv), a, b `[n, Hv]` (raw projections), all
 /// bf16 on the GPU → (o `[n, Hv·Dv]` bf16, rows no sequence covers are zero; per sequence its
-/// captures).
+/// captures in order).
 pub fn gdn_conv_delta_rule(
     qkv: &Tensor,
     a: &Tensor,
@@ -263,10 +192,10 @@ pub fn gdn_conv_delta_rule(
     params: GdnParams<'_>,
     shape: &GdnShape,
     state: &mut GpuLinearState,
-    seqs: &[GdnSeq],
+    step: &GdnStep,
 ) -> Result<(Tensor, Vec<SeqCaptures>)> {
     const OP: &str = "gdn_conv_delta_rule";
-    let n = qkv.shape().first().copied().unwrap_or(0);
+    let n = step.n_rows;
     let (conv_dim, hv, dv) = (shape.conv_dim(), shape.num_v_heads, shape.v_head_dim);
     let k = params.conv_kernel;
     if qkv.shape() != [n, conv_dim]
@@ -278,7 +207,7 @@ pub fn gdn_conv_delta_rule(
         || state.recurrent_floats != hv * shape.k_head_dim * dv
     {
         let detail = format!(
-            "qkv {:?}, a {:?}, b {:?}, conv weight {:?}, state conv_dim {} window {}",
+            "{n} rows: qkv {:?}, a {:?}, b {:?}, conv weight {:?}, state conv_dim {} window {}",
             qkv.shape(),
             a.shape(),
             b.shape(),
@@ -288,14 +217,11 @@ pub fn gdn_conv_delta_rule(
         );
         return shape_err(OP, detail);
     }
-    for s in seqs {
-        let bad_capture = s.captures.iter().any(|&m| m == 0 || m > s.rows.len());
-        if s.rows.end > n || s.slot >= state.num_slots || bad_capture {
-            let detail = format!("bad sequence {s:?} for {n} rows, {} slots", state.num_slots);
-            return Err(TensorError::Invalid { op: OP, detail });
-        }
+    if step.max_slot.is_some_and(|s| s >= state.num_slots) {
+        let detail = format!("slot {:?} >= {} slots", step.max_slot, state.num_slots);
+        return Err(TensorError::Invalid { op: OP, detail });
     }
-    let mut captures: Vec<SeqCaptures> = vec![Vec::new(); seqs.len()];
+    let mut captures: Vec<SeqCaptures> = vec![Vec::new(); step.n_seqs];
     if n == 0 || hv * dv == 0 {
         return Ok((Tensor::zeros(vec![n, hv * dv]), captures));
     }
@@ -307,6 +233,7 @@ pub fn gdn_conv_delta_rule(
     let w_v = gpu_of(OP, params.conv_weight)?.bf16(OP)?.as_view();
     let a_log = f32_view(OP, params.a_log)?;
     let dt_bias = f32_view(OP, params.dt_bias)?;
+    // Zeroed: rows no sequence covers stay zero (as on the CPU).
     let mut conv_out = stream
         .alloc_zeros::<bf16>(n * conv_dim)
         .map_err(cuda_err(OP))?;
@@ -326,17 +253,16 @@ pub fn gdn_conv_delta_rule(
         v_head_dim: dv,
         n_slots: state.num_slots,
     };
-    // One launch pair over `cu` (seqs' row bounds) and `slots`, all rows of the batch addressable.
-    let mut launch = |cu: &[i32], slots: &[i32], state: &mut GpuLinearState| -> Result<()> {
-        let cu_dev = upload_i32(&backend, cu)?;
-        let slots_dev = upload_i32(&backend, slots)?;
+    for launch in &step.launches {
+        let slots = launch.state_slots.as_view();
+        let cu = launch.cu_seqlens.as_view();
         causal_conv1d_prefill(
             backend.runtime(),
             &qkv_v,
             &w_v,
             &mut state.conv.as_view_mut(),
-            &slots_dev.as_view(),
-            &cu_dev.as_view(),
+            &slots,
+            &cu,
             &mut conv_out.as_view_mut(),
             n,
             conv_shape,
@@ -348,65 +274,19 @@ pub fn gdn_conv_delta_rule(
             b: &b_v,
             a_log: &a_log,
             dt_bias: &dt_bias,
-            state_slots: &slots_dev.as_view(),
+            state_slots: &slots,
         };
         gdn_prefill(
             backend.runtime(),
             &inputs,
-            &cu_dev.as_view(),
+            &cu,
             &mut state.recurrent.as_view_mut(),
             &mut out.as_view_mut(),
             n,
             kshape,
         )?;
-        Ok(())
-    };
-    let i32_of = |v: usize| {
-        i32::try_from(v).map_err(|_| TensorError::Invalid {
-            op: OP,
-            detail: format!("{v} exceeds i32"),
-        })
-    };
-    let contiguous = seqs
-        .iter()
-        .enumerate()
-        .all(|(i, s)| s.rows.start == if i == 0 { 0 } else { seqs[i - 1].rows.end });
-    let any_capture = seqs.iter().any(|s| !s.captures.is_empty());
-    if contiguous && !any_capture {
-        if !seqs.is_empty() {
-            let mut cu = vec![0i32];
-            for s in seqs {
-                cu.push(i32_of(s.rows.end)?);
-            }
-            let slots = seqs
-                .iter()
-                .map(|s| i32_of(s.slot))
-                .collect::<Result<Vec<_>>>()?;
-            launch(&cu, &slots, state)?;
-        }
-    } else {
-        // Per segment: the scan splits at each capture offset (the kernels index rows
-        // absolutely, so a one-sequence launch over rows [start, end) works on the full buffers).
-        for (s, seq) in seqs.iter().enumerate() {
-            let slot = [i32_of(seq.slot)?];
-            let mut from = seq.rows.start;
-            let mut bounds: Vec<(usize, bool)> = seq
-                .captures
-                .iter()
-                .map(|&m| (seq.rows.start + m, true))
-                .collect();
-            if bounds.last().is_none_or(|&(e, _)| e < seq.rows.end) {
-                bounds.push((seq.rows.end, false));
-            }
-            for (end, capture) in bounds {
-                if end > from {
-                    launch(&[i32_of(from)?, i32_of(end)?], &slot, state)?;
-                }
-                if capture {
-                    captures[s].push(state.read_slot(seq.slot)?);
-                }
-                from = end;
-            }
+        if let Some((seq, slot)) = launch.capture {
+            captures[seq].push(state.read_slot(slot)?);
         }
     }
     let handle = GpuHandle::new(backend.clone(), GpuData::Bf16(out));

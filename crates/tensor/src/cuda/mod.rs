@@ -16,6 +16,7 @@
 pub mod attention;
 mod backend;
 pub mod hybrid;
+mod hybrid_state;
 pub mod memory;
 pub mod moe;
 pub mod ops;

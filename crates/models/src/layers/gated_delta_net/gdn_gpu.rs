@@ -3,10 +3,12 @@
 //! contract as the CPU forward (rows, slots, snapshot order); snapshots are copied to the host
 //! only at capture offsets.
 
-use arle_tensor::cuda::hybrid::{self, GdnParams, GdnSeq};
+use arle_tensor::cuda::hybrid::{self, GdnParams, GdnSeq, GdnStep};
 use arle_tensor::{ops, Device, Tensor};
 
-use super::{capture_offsets, slot_of, GatedDeltaNet, GdnDeviceParams, LayerCaptures};
+use super::{
+    capture_offsets, slot_of, GatedDeltaNet, GdnDeviceParams, GdnStepCache, LayerCaptures,
+};
 use crate::layers::emit;
 use crate::{ForwardBatch, LinearLayerSnapshot, LinearState, ModelError, Result, Tracer};
 
@@ -30,6 +32,7 @@ pub(super) fn forward(
     x: &Tensor,
     batch: &ForwardBatch,
     state: &mut LinearState,
+    step: &mut GdnStepCache,
     prefix: &str,
     trace: &mut Option<Tracer<'_>>,
 ) -> Result<(Tensor, LayerCaptures)> {
@@ -46,6 +49,40 @@ pub(super) fn forward(
     let z = gdn.in_proj_z.forward(x)?; // [n, Hv·Dv]
     let b = gdn.in_proj_b.forward(x)?; // [n, Hv]
     let a = gdn.in_proj_a.forward(x)?; // [n, Hv]
+    let step = match &mut step.step {
+        Some(step) => step,
+        empty => empty.insert(plan(ordinal, n, batch)?),
+    };
+    let dev_state = state.gpu_on(ordinal)?;
+    let kernel_params = GdnParams {
+        conv_weight: &params.conv1d,
+        a_log: &params.a_log,
+        dt_bias: &params.dt_bias,
+        conv_kernel: gdn.conv_kernel,
+    };
+    let (core, caps) =
+        hybrid::gdn_conv_delta_rule(&qkv, &a, &b, kernel_params, &gdn.shape, dev_state, step)?;
+    let core = core.reshape(vec![n * hv, dv])?; // [n·Hv, Dv]
+    emit(trace, prefix, "norm.in", &core);
+    let z = z.reshape(vec![n * hv, dv])?;
+    let normed = ops::gated_rms_norm(&core, &z, &gdn.norm, gdn.rms_norm_eps)?;
+    let normed = normed.reshape(vec![n, hv * dv])?;
+    emit(trace, prefix, "out_proj.in", &normed);
+    let out = gdn.out_proj.forward(&normed)?;
+    emit(trace, prefix, "out_proj.out", &out);
+    let captures = caps
+        .into_iter()
+        .map(|seq| {
+            seq.into_iter()
+                .map(|(conv, recurrent)| LinearLayerSnapshot { conv, recurrent })
+                .collect()
+        })
+        .collect();
+    Ok((out, captures))
+}
+
+/// The step's sequences (rows, slot, capture offsets) planned and uploaded on GPU `ordinal`.
+fn plan(ordinal: usize, n: usize, batch: &ForwardBatch) -> Result<GdnStep> {
     let seqs = batch
         .attention
         .seqs
@@ -69,30 +106,5 @@ pub(super) fn forward(
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    let dev_state = state.gpu_on(ordinal)?;
-    let kernel_params = GdnParams {
-        conv_weight: &params.conv1d,
-        a_log: &params.a_log,
-        dt_bias: &params.dt_bias,
-        conv_kernel: gdn.conv_kernel,
-    };
-    let (core, caps) =
-        hybrid::gdn_conv_delta_rule(&qkv, &a, &b, kernel_params, &gdn.shape, dev_state, &seqs)?;
-    let core = core.reshape(vec![n * hv, dv])?; // [n·Hv, Dv]
-    emit(trace, prefix, "norm.in", &core);
-    let z = z.reshape(vec![n * hv, dv])?;
-    let normed = ops::gated_rms_norm(&core, &z, &gdn.norm, gdn.rms_norm_eps)?;
-    let normed = normed.reshape(vec![n, hv * dv])?;
-    emit(trace, prefix, "out_proj.in", &normed);
-    let out = gdn.out_proj.forward(&normed)?;
-    emit(trace, prefix, "out_proj.out", &out);
-    let captures = caps
-        .into_iter()
-        .map(|seq| {
-            seq.into_iter()
-                .map(|(conv, recurrent)| LinearLayerSnapshot { conv, recurrent })
-                .collect()
-        })
-        .collect();
-    Ok((out, captures))
+    Ok(GdnStep::new(ordinal, n, &seqs)?)
 }
