@@ -91,12 +91,20 @@ fn explicit_kv_cache_tokens_win_over_the_memory_plan() {
     stop(handle);
 }
 
-/// Runs `prompt` to 48 tokens under `params`; returns the pool misses it caused.
-fn misses_of(handle: &EngineHandle, prompt: &[u32], params: &SamplingParams) -> (u64, Outcome) {
-    let m0 = arle_tensor::cuda::pool_stats(0).unwrap().misses;
+/// Runs `prompt` under `params`; returns the pool misses and the foreign (non-pool) tensor
+/// buffers it caused.
+fn misses_of(
+    handle: &EngineHandle,
+    prompt: &[u32],
+    params: &SamplingParams,
+) -> ((u64, u64), Outcome) {
+    let s0 = arle_tensor::cuda::pool_stats(0).unwrap();
     let out = generate(handle, prompt.to_vec(), params.clone());
-    let m1 = arle_tensor::cuda::pool_stats(0).unwrap().misses;
-    (m1 - m0, out)
+    let s1 = arle_tensor::cuda::pool_stats(0).unwrap();
+    (
+        (s1.misses - s0.misses, s1.foreign_frees - s0.foreign_frees),
+        out,
+    )
 }
 
 #[test]
@@ -122,7 +130,9 @@ fn warm_decode_loop_makes_no_driver_allocations() {
     ] {
         let (warm_misses, first) = misses_of(&handle, &prompt, &params);
         let (misses, second) = misses_of(&handle, &prompt, &params);
-        println!("pool misses: warm-up run {warm_misses}, second run {misses}");
+        println!(
+            "pool (misses, foreign buffers): warm-up run {warm_misses:?}, second run {misses:?}"
+        );
         assert_eq!(first.token_ids.len(), 48);
         assert_eq!(second.token_ids, first.token_ids, "same seed, same tokens");
         assert_eq!(

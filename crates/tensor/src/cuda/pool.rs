@@ -35,6 +35,9 @@ pub struct PoolStats {
     pub cached_bytes: usize,
     /// Bytes handed out and not yet returned.
     pub live_bytes: usize,
+    /// Tensor buffers allocated outside the pool (then freed through the driver when dropped):
+    /// ops that still allocate directly; also 0 in a warm step once every op uses the pool.
+    pub foreign_frees: u64,
 }
 
 #[derive(Debug, Default)]
@@ -52,6 +55,7 @@ pub struct BufferPool {
     lists: Mutex<Lists>,
     hits: AtomicU64,
     misses: AtomicU64,
+    foreign_frees: AtomicU64,
 }
 
 /// The bucket of a request of `bytes`: rounded up to 1/8 of its power of two, at least 256.
@@ -68,6 +72,7 @@ impl BufferPool {
             lists: Mutex::new(Lists::default()),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            foreign_frees: AtomicU64::new(0),
         }
     }
 
@@ -147,6 +152,7 @@ impl BufferPool {
             }
         }
         if foreign {
+            self.foreign_frees.fetch_add(1, Ordering::Relaxed);
             // SAFETY: `ptr` came from `slice` (leaked above), so re-wrapping and dropping it frees
             // it exactly once, on its own stream.
             drop(unsafe { stream.upgrade_device_ptr::<u8>(ptr, 0) });
@@ -178,6 +184,7 @@ impl BufferPool {
             misses: self.misses.load(Ordering::Relaxed),
             cached_bytes,
             live_bytes,
+            foreign_frees: self.foreign_frees.load(Ordering::Relaxed),
         }
     }
 }
