@@ -25,7 +25,7 @@ put "$target/release/arle" arle
 cargo build --release -p arle-models --features cuda --example dump_logits
 put "$target/release/examples/dump_logits" dump_logits
 cargo test --release -p arle-kernels --features gpu-tests --no-run --message-format=json | exes |
-  while read -r name exe; do [ "$name" = gpu_parity ] && put "$exe" gpu_parity; done
+  while read -r name exe; do case "$name" in gpu_*) put "$exe" "$name" ;; esac; done
 cargo test --release -p arle-models --features gpu-tests --test gpu_golden --no-run --message-format=json | exes |
   while read -r name exe; do put "$exe" "$name"; done
 engine_features=cuda

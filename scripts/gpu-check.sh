@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every GPU check on the GPU machine (no Rust toolchain there) and prints a short table last.
 # Build here and carry `.gpu/` (see scripts/gpu-build.sh, which builds and strips everything below):
-#   .gpu/gpu_parity          kernel op parity (arle-kernels, feature gpu-tests)
+#   .gpu/gpu_parity          kernel op parity (arle-kernels, feature gpu-tests); every other
+#                            arle-kernels GPU binary (.gpu/gpu_moe, ...) runs in the same section
 #   .gpu/gpu_golden          tiny HF goldens through the CUDA backend (arle-models, gpu-tests)
 #   .gpu/engine/<test>       arle-engine integration tests built with --features cuda; run with
 #                            ARLE_TEST_DEVICE=cuda (SmolLM2 HF greedy parity, batching, prefix reuse, ...)
@@ -43,6 +44,16 @@ if want parity && [ -x "$root/.gpu/gpu_parity" ]; then
   summary+=("kernel parity ($(( ($(date +%s%N) - start) / 1000000 )) ms incl. NVRTC): $(grep -E 'checks, [0-9]+ failed' "$out/gpu_parity.log" | tail -1) / $(grep 'test result' "$out/gpu_parity.log" | tail -1)")
   grep -E "FAIL|panicked" "$out/gpu_parity.log" | head -20
   grep -E "^BENCH" "$out/gpu_parity.log" | while read -r l; do echo "$l"; done
+fi
+if want parity; then
+  for t in "$root"/.gpu/gpu_*; do
+    name=$(basename "$t")
+    case "$name" in gpu_parity|gpu_golden|gpu_engine|*.gz) continue ;; esac
+    "$t" --nocapture --test-threads=1 >"$out/$name.log" 2>&1
+    summary+=("$name: $(grep -E 'checks, [0-9]+ failed' "$out/$name.log" | tail -1) $(grep 'test result' "$out/$name.log" | tail -1 || echo 'did not finish')")
+    grep -E "FAIL|panicked" "$out/$name.log" | head -20
+    while read -r l; do summary+=("$l"); done < <(grep -E '^BENCH' "$out/$name.log")
+  done
 fi
 if want golden && [ -x "$root/.gpu/gpu_golden" ]; then
   (cd "$root/crates/models" && "$root/.gpu/gpu_golden" --nocapture --test-threads=1) >"$out/gpu_golden.log" 2>&1
