@@ -135,9 +135,14 @@ fn warm_decode_loop_makes_no_driver_allocations() {
         );
         assert_eq!(first.token_ids.len(), 48);
         assert_eq!(second.token_ids, first.token_ids, "same seed, same tokens");
+        let (pool_misses, foreign) = misses;
         assert_eq!(
-            misses, 0,
-            "a warm run of the same shapes allocated {misses} buffers"
+            pool_misses, 0,
+            "a warm run of the same shapes missed the pool"
+        );
+        assert_eq!(
+            foreign, 0,
+            "a warm run freed tensor buffers allocated outside the pool"
         );
     }
     stop(handle);
