@@ -14,10 +14,11 @@ pub struct EngineConfig {
     pub max_num_seqs: usize,
     /// Token budget of one step (prefill chunks + decodes).
     pub max_num_batched_tokens: usize,
-    /// KV capacity in tokens; `None` = `max_num_seqs` contexts of `min(max_model_len, 4096)`,
-    /// capped by `max_kv_cache_bytes`.
+    /// KV capacity in tokens; `None` = on the CPU `max_num_seqs` contexts of
+    /// `min(max_model_len, 4096)` capped by `max_kv_cache_bytes`, on a GPU what
+    /// `gpu_memory_utilization` leaves after weights and activations.
     pub kv_cache_tokens: Option<usize>,
-    /// Upper bound on KV memory when sizing automatically.
+    /// Upper bound on KV memory when sizing automatically on the CPU (f32 pages).
     pub max_kv_cache_bytes: usize,
     /// Longest prompt + completion accepted; `None` = the model's context length.
     pub max_model_len: Option<usize>,
@@ -30,7 +31,7 @@ pub struct EngineConfig {
     /// Hybrid models: most bytes of snapshot data kept (LRU beyond).
     pub max_state_snapshot_bytes: usize,
     /// Where the model runs: weights are placed there at load (on a GPU: dequantised to bf16),
-    /// and the KV pages follow the activations on the first step (the warm-up).
+    /// and every KV page is allocated there before serving (the warm-up).
     pub device: Device,
     /// GPU only: fraction of the device's total memory the engine may use (weights, activations,
     /// workspaces and the KV pool). The KV pool gets what is left of it after a profiling step at
