@@ -43,6 +43,7 @@ extern "C" __global__ void moe_topk_softmax_bf16(const bf16* __restrict__ logits
       const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
       if (ov > bv || (ov == bv && oi < bi)) { bv = ov; bi = oi; }
     }
+    if (bi >= n_experts) bi = 0;  // all-NaN row: no expert compared greater; stay in bounds
     if (lane == r) mine = bv;
     if (lane == 0) topk_ids[t * k + r] = bi;
     picked_sum += bv;
