@@ -2,23 +2,40 @@
 //! memory, no driver allocation in a warm decode loop (buffer pool), device sampling
 //! reproducibility, and batch invariance of `deterministic` mode.
 //!
-//! Model: SmolLM2 (`ARLE_SMOLLM2_GGUF`, see `engine_common::smollm2_gguf`; the 2-block cut used on
-//! the GPU machine works too), always on GPU 0 regardless of `ARLE_TEST_DEVICE`.
+//! Model: SmolLM2 (`ARLE_SMOLLM2_GGUF`, else the full GGUF in `.cache/models/`, else the 2-block
+//! cut `.gpu/smollm2-2l.gguf` that scripts/gpu-check.sh carries), always on GPU 0 regardless of
+//! `ARLE_TEST_DEVICE`.
 //! Run with `--test-threads=1` (the tests read process-wide device counters).
 #![allow(clippy::unwrap_used)]
 
 mod engine_common;
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use arle_engine::{start_engine, EngineConfig, EngineHandle, SamplingParams};
 use arle_tensor::Device;
 use engine_common::{
-    generate, generate_concurrently, greedy, smollm2_gguf, user_ids, Outcome, EIGHT_USER_PROMPTS,
+    generate, generate_concurrently, greedy, user_ids, Outcome, EIGHT_USER_PROMPTS,
 };
 
 const GIB: usize = 1 << 30;
 const MIB: usize = 1 << 20;
+
+/// The SmolLM2 GGUF to test with (see the module doc); panics when none is found.
+fn smollm2_gguf() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let candidates = [
+        std::env::var_os("ARLE_SMOLLM2_GGUF").map(PathBuf::from),
+        Some(root.join(".cache/models/SmolLM2-135M-Instruct.Q4_1.gguf")),
+        Some(root.join(".gpu/smollm2-2l.gguf")),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|p| p.exists())
+        .expect("no SmolLM2 GGUF: set ARLE_SMOLLM2_GGUF")
+}
 
 fn start_gpu(config: EngineConfig) -> EngineHandle {
     start_engine(EngineConfig {
