@@ -1,8 +1,10 @@
 //! GPU attention kernels: tensor-core prefill and GQA decode parity (random inputs, outputs
 //! poisoned with NaN, NMSE thresholds, table printed last), plus an ignored micro-benchmark.
-//! Needs a CUDA GPU and NVRTC:
-//!   cargo test -p arle-kernels --release --features gpu-tests --test gpu_attention -- --nocapture
-//!   cargo test -p arle-kernels --release --features gpu-tests --test gpu_attention -- --ignored --nocapture
+//! Needs a CUDA GPU and NVRTC. scripts/gpu-build.sh ships this binary as `.gpu/gpu_attention`;
+//! scripts/gpu-check.sh runs its parity test; the benchmark runs with
+//!   .gpu/gpu_attention --ignored --nocapture gpu_attention_bench
+//! (with cargo: `cargo test -p arle-kernels --release --features gpu-tests --test gpu_attention
+//! -- --ignored --nocapture`).
 #![cfg(feature = "gpu-tests")]
 
 #[path = "gpu/attention_bench.rs"]

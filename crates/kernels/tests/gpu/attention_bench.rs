@@ -194,6 +194,6 @@ pub fn run(ctx: &mut Ctx) {
     }
     println!("\nattention micro-benchmark ({})", ctx.rt.arch());
     for r in rows {
-        println!("{r}");
+        println!("BENCH {r}"); // scripts/gpu-check.sh collects BENCH lines into its summary
     }
 }
