@@ -26,8 +26,8 @@ cargo build --release -p arle-models --features cuda --example dump_logits
 put "$target/release/examples/dump_logits" dump_logits
 cargo test --release -p arle-kernels --features gpu-tests --no-run --message-format=json | exes |
   while read -r name exe; do case "$name" in gpu_*) put "$exe" "$name" ;; esac; done
-cargo test --release -p arle-models --features gpu-tests --test gpu_golden --no-run --message-format=json | exes |
-  while read -r name exe; do put "$exe" "$name"; done
+cargo test --release -p arle-models --features gpu-tests --tests --no-run --message-format=json | exes |
+  while read -r name exe; do case "$name" in gpu_*) put "$exe" "$name" ;; esac; done
 engine_features=cuda
 grep -q '^gpu-tests' crates/engine/Cargo.toml && engine_features=gpu-tests
 cargo test --release -p arle-engine --features "$engine_features" --tests --no-run --message-format=json | exes |

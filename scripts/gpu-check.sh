@@ -52,7 +52,7 @@ if want parity; then
     "$t" --nocapture --test-threads=1 >"$out/$name.log" 2>&1
     summary+=("$name: $(grep -E 'checks, [0-9]+ failed' "$out/$name.log" | tail -1) $(grep 'test result' "$out/$name.log" | tail -1 || echo 'did not finish')")
     grep -E "FAIL|panicked" "$out/$name.log" | head -20
-    while read -r l; do summary+=("$l"); done < <(grep -E '^BENCH' "$out/$name.log")
+    while read -r l; do summary+=("$l"); done < <(grep -E '^(BENCH|DUMMY)' "$out/$name.log")
   done
 fi
 if want golden && [ -x "$root/.gpu/gpu_golden" ]; then
