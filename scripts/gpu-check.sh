@@ -49,7 +49,7 @@ if want parity; then
   for t in "$root"/.gpu/gpu_*; do
     name=$(basename "$t")
     case "$name" in gpu_parity|gpu_golden|gpu_engine|*.gz) continue ;; esac
-    "$t" --nocapture --test-threads=1 >"$out/$name.log" 2>&1
+    "$t" --include-ignored --nocapture --test-threads=1 >"$out/$name.log" 2>&1
     summary+=("$name: $(grep -E 'checks, [0-9]+ failed' "$out/$name.log" | tail -1) $(grep 'test result' "$out/$name.log" | tail -1 || echo 'did not finish')")
     grep -E "FAIL|panicked" "$out/$name.log" | head -20
     while read -r l; do summary+=("$l"); done < <(grep -E '^(BENCH|DUMMY)' "$out/$name.log")
