@@ -11,8 +11,9 @@
 #                            (scripts/gpu_real_size.py builds the random models with HF there)
 #   .gpu/infer               the server: tests/openai (openai SDK) against `--backend cuda`; the SDK
 #                            wheels travel in .whl/ (pip download of tests/requirements.txt)
-# The full SmolLM2 GGUF (98 MB) exceeds one call's carry: it travels in parts `.gpa/part*`,
-# `.gpb/part*`, `.gpc/part*` over consecutive calls on a warm machine and is joined here.
+# The full SmolLM2 GGUF (98 MB) exceeds one call's carry: it travels in parts `.gpu/pa/part*`,
+# `.gpu/pb/part*`, `.gpu/pc/part*` over consecutive calls on a warm machine (carry one folder per
+# call; they stay because /.gpu is git-ignored there too) and is joined here.
 # Sections run only when their inputs are present; ARLE_GPU_SECTIONS (space separated, default all:
 # parity golden engine realsize openai) picks some. Logs go to $OUT.
 set -uo pipefail
@@ -30,8 +31,8 @@ for f in "$root"/.gpu/*.gz "$root"/.gpu/engine/*.gz; do
   [ -f "$f" ] && [ ! -e "${f%.gz}" ] && gunzip -kf "$f" && chmod +x "${f%.gz}"
 done
 smollm2=/tmp/SmolLM2-135M-Instruct.Q4_1.gguf
-if [ ! -f "$smollm2" ] && ls "$root"/.gpa/part* "$root"/.gpb/part* "$root"/.gpc/part* >/dev/null 2>&1; then
-  cat "$root"/.gpa/part* "$root"/.gpb/part* "$root"/.gpc/part* >"$smollm2"
+if [ ! -f "$smollm2" ] && ls "$root"/.gpu/pa/part* "$root"/.gpu/pb/part* "$root"/.gpu/pc/part* >/dev/null 2>&1; then
+  cat "$root"/.gpu/pa/part* "$root"/.gpu/pb/part* "$root"/.gpu/pc/part* >"$smollm2"
 fi
 [ -f "$smollm2" ] && export ARLE_SMOLLM2_GGUF="$smollm2"
 summary=()
@@ -84,11 +85,16 @@ if want realsize && [ -x "$root/.gpu/dump_logits" ]; then
 fi
 if want openai && [ -x "$root/.gpu/infer" ] && [ -d "$root/.whl" ] && [ -f "$smollm2" ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$root"/.whl/*.whl
-  (cd "$root" && PYTHONPATH=/tmp/site ARLE_INFER_BIN="$root/.gpu/infer" ARLE_TEST_MODEL="$smollm2" \
-    ARLE_INFER_ARGS="--backend cuda ${ARLE_OPENAI_EXTRA_ARGS:-}" python3 -m pytest -q --maxfail=50 -p no:cacheprovider tests/openai) \
-    >"$out/openai_cuda.log" 2>&1
-  grep -E "FAILED|Error" "$out/openai_cuda.log" | head -20
-  summary+=("openai SDK tests on --backend cuda: $(tail -1 "$out/openai_cuda.log")")
+  # The gate runs in --deterministic mode (batch invariance and echo/prompt logprobs == decode
+  # logprobs hold only there on a GPU); the default mode runs too, for the record.
+  for mode in deterministic default; do
+    flags="--backend cuda"; [ $mode = deterministic ] && flags="$flags --deterministic"
+    (cd "$root" && PYTHONPATH=/tmp/site ARLE_INFER_BIN="$root/.gpu/infer" ARLE_TEST_MODEL="$smollm2" \
+      ARLE_INFER_ARGS="$flags ${ARLE_OPENAI_EXTRA_ARGS:-}" python3 -m pytest -q --maxfail=50 -p no:cacheprovider tests/openai) \
+      >"$out/openai_cuda_$mode.log" 2>&1
+    grep -E "^FAILED" "$out/openai_cuda_$mode.log" | head -20
+    summary+=("openai SDK tests, infer $flags: $(tail -1 "$out/openai_cuda_$mode.log")")
+  done
 fi
 echo "==== summary ===="
 printf '%s\n' "${summary[@]}"

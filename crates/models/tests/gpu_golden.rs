@@ -1,4 +1,4 @@
-//! The tiny HF goldens (llama, qwen3) through the CUDA backend: weights uploaded as bf16 by
+//! The tiny HF goldens (llama, qwen3, qwen3_5, qwen3_5_moe) through the CUDA backend: weights uploaded as bf16 by
 //! `load_model_on(.., Device::Cuda(0))`, KV pages on the GPU, f32 logits copied back. bf16
 //! tolerance vs the f32 HF logits (issue 5): top-1 agreement >= 98% and max-abs <= 5e-2, on a full
 //! pass, prefill + one-token decode steps, prefill + one continuation chunk, and two sequences in
@@ -42,7 +42,29 @@ fn argmax(row: &[f32]) -> usize {
         .0
 }
 
-/// Prints one result row and asserts the bf16 tolerance.
+/// HF's own bf16 error on this fixture: max-abs and top-1 agreement of HF's bf16 logits
+/// against its f32 logits over the full pass (`golden_bf16` vs `golden_f32`).
+fn hf_bf16_noise(model: &str) -> (f32, f64) {
+    let fixture = model.split_whitespace().next().unwrap_or(model);
+    let (f32s, bf16s) = (Golden::open(fixture), Golden::open_bf16(fixture));
+    let (exact, rounded) = (f32s.get("logits.full"), bf16s.get("logits.full"));
+    let vocab = f32s.tensors["logits.full"].0[1];
+    let rows = exact.len() / vocab;
+    let agree = (0..rows)
+        .filter(|&r| argmax(&exact[r * vocab..][..vocab]) == argmax(&rounded[r * vocab..][..vocab]))
+        .count();
+    (
+        max_abs_diff(exact, rounded),
+        agree as f64 / rows.max(1) as f64,
+    )
+}
+
+/// Prints one result row and asserts the bf16 tolerance against the f32 HF logits: max-abs <=
+/// 5e-2 and top-1 >= 98% (issue 5), widened to HF's own bf16 error on the same fixture where
+/// that is larger (x1.25 on max-abs, -2 points on top-1). On the llama/qwen3 goldens HF's bf16
+/// is inside the issue's bounds (2.7e-2 / 4.9e-2), so the gate is exactly the issue's; the
+/// Qwen3.5 goldens are stress models (weights x3) on which HF's own bf16 logits differ from its
+/// f32 ones by 0.19 (dense) and 0.41 (MoE) — no bf16 implementation meets 5e-2 there.
 fn check(model: &str, case: &str, got: &[f32], want: &[f32], vocab: usize) {
     let d = max_abs_diff(got, want);
     let rows = want.len() / vocab;
@@ -50,14 +72,18 @@ fn check(model: &str, case: &str, got: &[f32], want: &[f32], vocab: usize) {
         .filter(|&r| argmax(&got[r * vocab..][..vocab]) == argmax(&want[r * vocab..][..vocab]))
         .count();
     let top1 = agree as f64 / rows.max(1) as f64;
-    let ok = d <= MAX_ABS && top1 >= MIN_TOP1;
+    let (noise_abs, noise_top1) = hf_bf16_noise(model);
+    let max_abs = MAX_ABS.max(1.25 * noise_abs);
+    let min_top1 = MIN_TOP1.min(noise_top1 - 0.02);
+    let ok = d <= max_abs && top1 >= min_top1;
     println!(
-        "GOLDEN {model:<7} {case:<28} rows {rows:>4} max-abs {d:.3e} top-1 {agree}/{rows} {}",
+        "GOLDEN {model:<7} {case:<28} rows {rows:>4} max-abs {d:.3e} top-1 {agree}/{rows} \
+         (gate {max_abs:.2e} / {min_top1:.3}; HF bf16 itself {noise_abs:.2e} / {noise_top1:.3}) {}",
         if ok { "PASS" } else { "FAIL" }
     );
     assert!(
         ok,
-        "{model} {case}: max-abs {d:e} (<= {MAX_ABS}), top-1 {top1} (>= {MIN_TOP1})"
+        "{model} {case}: max-abs {d:e} (<= {max_abs}), top-1 {top1} (>= {min_top1})"
     );
 }
 

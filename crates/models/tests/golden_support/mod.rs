@@ -35,7 +35,16 @@ pub struct Golden {
 
 impl Golden {
     pub fn open(model: &str) -> Self {
-        let path = fixture_dir(model).join("golden_f32.safetensors");
+        Self::open_file(model, "golden_f32.safetensors")
+    }
+
+    /// HF's logits of the same inputs in bf16 (`golden_bf16.safetensors`), widened to f32.
+    pub fn open_bf16(model: &str) -> Self {
+        Self::open_file(model, "golden_bf16.safetensors")
+    }
+
+    fn open_file(model: &str, file: &str) -> Self {
+        let path = fixture_dir(model).join(file);
         let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let st = safetensors::SafeTensors::deserialize(&bytes).expect("parse golden");
         let mut tensors = BTreeMap::new();
@@ -47,6 +56,13 @@ impl Golden {
                     let values = data
                         .chunks_exact(4)
                         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                        .collect();
+                    tensors.insert(name.clone(), (view.shape().to_vec(), values));
+                }
+                safetensors::Dtype::BF16 => {
+                    let values = data
+                        .chunks_exact(2)
+                        .map(|c| f32::from_bits(u32::from(u16::from_le_bytes([c[0], c[1]])) << 16))
                         .collect();
                     tensors.insert(name.clone(), (view.shape().to_vec(), values));
                 }
