@@ -3,7 +3,9 @@
 //!
 //! Invariants: layer `i` reads and writes only `cache.layers[i]`; the final norm and lm_head run
 //! only on `batch.logits_rows` (the norm runs on every row only while tracing, for
-//! `model.norm.out`); logits come back in `logits_rows` order.
+//! `model.norm.out`); logits come back in `logits_rows` order. Residual adds are fused into the
+//! following norm (`ops::add_rms_norm`, exactly add then norm), the MLP output of layer `i` being
+//! added by layer `i + 1`'s input norm (one kernel fewer per add on a GPU).
 
 use arle_tensor::ops::{self, RmsNormKind};
 use arle_tensor::{KvLayer, Tensor, Weight};
@@ -68,16 +70,37 @@ impl DecoderLayer {
         prefix: &str,
         trace: &mut Option<Tracer<'_>>,
     ) -> Result<()> {
-        let h = self.input_layernorm.forward(x)?;
+        let mlp = self.forward_deferred(x, None, step, kv, prefix, trace)?;
+        ops::add_inplace(x, &mlp)?;
+        Ok(())
+    }
+
+    /// [`Self::forward`] with the residual adds fused into the norms: `pending` (the previous
+    /// layer's MLP output, not yet added) is added to `x` by this layer's input norm, and the
+    /// returned MLP output `[n, hidden]` is left for the caller to add (the next layer's input
+    /// norm, or `add_inplace`). Same values as the unfused order (`add_rms_norm` is exactly add
+    /// then norm).
+    pub fn forward_deferred(
+        &self,
+        x: &mut Tensor,
+        pending: Option<Tensor>,
+        step: StepPositions<'_>,
+        kv: &mut KvLayer,
+        prefix: &str,
+        trace: &mut Option<Tracer<'_>>,
+    ) -> Result<Tensor> {
+        let norm = |n: &super::RmsNorm, x: &mut Tensor, add: Option<&Tensor>| match add {
+            Some(y) => ops::add_rms_norm(x, y, &n.weight, n.eps, n.kind),
+            None => ops::rms_norm(x, &n.weight, n.eps, n.kind),
+        };
+        let h = norm(&self.input_layernorm, x, pending.as_ref())?;
         emit(trace, prefix, "input_layernorm.out", &h);
         let attn_prefix = format!("{prefix}.self_attn");
         let attn = self.self_attn.forward(&h, step, kv, &attn_prefix, trace)?;
-        ops::add_inplace(x, &attn)?;
-        let h = self.post_attention_layernorm.forward(x)?;
+        let h = norm(&self.post_attention_layernorm, x, Some(&attn))?;
         let mlp = self.mlp.forward(&h)?;
         emit(trace, prefix, "mlp.out", &mlp);
-        ops::add_inplace(x, &mlp)?;
-        Ok(())
+        Ok(mlp)
     }
 }
 
@@ -132,13 +155,27 @@ impl DecoderOnly {
             positions: &batch.positions,
             attention: &batch.attention,
         };
+        #[cfg(feature = "cuda")]
+        let timer = arle_tensor::cuda::step_timing::start(batch.token_ids.len());
         let mut x = ops::embedding(&self.embed_tokens, &batch.token_ids)?; // [n, hidden]
+                                                                           // The MLP output of the previous layer, added by the next layer's fused input norm
+                                                                           // (only while not tracing: a trace reads the full residual after every layer).
+        let mut pending: Option<Tensor> = None;
         for (i, (layer, layer_cache)) in self.layers.iter().zip(&mut cache.layers).enumerate() {
             let kv = attention_kv(layer_cache, i)?;
             let prefix = format!("model.layers.{i}");
             emit(&mut trace, &prefix, "in", &x);
-            layer.forward(&mut x, step, kv, &prefix, &mut trace)?;
-            emit(&mut trace, &prefix, "out", &x);
+            let mlp =
+                layer.forward_deferred(&mut x, pending.take(), step, kv, &prefix, &mut trace)?;
+            if trace.is_some() {
+                ops::add_inplace(&mut x, &mlp)?;
+                emit(&mut trace, &prefix, "out", &x);
+            } else {
+                pending = Some(mlp);
+            }
+        }
+        if let Some(mlp) = pending {
+            ops::add_inplace(&mut x, &mlp)?;
         }
         let normed_rows = if trace.is_some() {
             let normed = self.norm.forward(&x)?;
@@ -147,7 +184,12 @@ impl DecoderOnly {
         } else {
             self.norm.forward(&x.gather_rows(&batch.logits_rows)?)?
         };
-        Ok(ops::linear(&normed_rows, &self.lm_head, None)?) // [rows, vocab]
+        let logits = ops::linear(&normed_rows, &self.lm_head, None)?; // [rows, vocab]
+        #[cfg(feature = "cuda")]
+        if let Some(timer) = timer {
+            timer.finish(&logits)?; // ARLE_STEP_TIMING: host enqueue vs device wait
+        }
+        Ok(logits)
     }
 }
 

@@ -17,10 +17,9 @@ use arle_kernels::cudarc::driver::CudaSlice;
 use arle_kernels::ops::attention::{self as kattn, AttentionShape, KvCacheShape};
 use half::bf16;
 
+use super::meta_cache::cached_i32;
 use super::ops::gpu_of;
-use super::{
-    cuda_err, placement, to_i32s, upload_i32_pooled, CudaBackend, GpuData, GpuHandle, GpuKv,
-};
+use super::{cuda_err, placement, to_i32s, CudaBackend, GpuData, GpuHandle, GpuKv};
 use crate::error::shape_err;
 use crate::ops::{AttentionMeta, SeqSpan};
 use crate::{KvLayer, Result, Tensor, TensorError, KV_BLOCK_TOKENS};
@@ -84,7 +83,8 @@ pub fn kv_append(cache: &mut KvLayer, k: &Tensor, v: &Tensor, slot_mapping: &[u3
     let backend = kg.backend().clone();
     let shape = cache_shape(cache);
     let width = cache.slot_stride();
-    let slots = upload_i32_pooled(&backend, &to_i32s(OP, slot_mapping)?)?;
+    // Every layer appends at the same slots: uploaded once per step.
+    let slots = cached_i32(&backend, "kv_append.slots", &to_i32s(OP, slot_mapping)?)?;
     let kv = device_kv(cache, &backend)?;
     kattn::paged_kv_append(
         backend.runtime(),
@@ -120,28 +120,46 @@ fn validate_span(s: &SeqSpan, n: usize, num_blocks: usize) -> Result<()> {
     Ok(())
 }
 
-/// Host-side metadata for one launch: `[rows, max_pages]` block tables and `[rows]` key counts.
+/// Host-side metadata for one launch in one buffer (one upload, shared by every layer of the
+/// step through the metadata cache): `[rows, max_pages]` block tables, then `[rows]` key counts,
+/// then whatever the launch appends (the prefill's `[n_seqs + 1]` cu_q_lens).
 struct LaunchMeta {
-    block_tables: Vec<i32>,
-    seq_lens: Vec<i32>,
+    data: Vec<i32>,
+    rows: usize,
     max_pages: usize,
 }
 
 impl LaunchMeta {
     fn new(rows: usize, max_pages: usize) -> Self {
         Self {
-            block_tables: vec![0; rows * max_pages],
-            seq_lens: vec![0; rows],
+            data: vec![0; rows * max_pages + rows],
+            rows,
             max_pages,
         }
     }
 
     fn set(&mut self, row: usize, table: &[u32], len: usize) -> Result<()> {
         let pages = len.div_ceil(KV_BLOCK_TOKENS);
-        let dst = &mut self.block_tables[row * self.max_pages..][..pages];
-        dst.copy_from_slice(&to_i32s("paged_attention", &table[..pages])?);
-        self.seq_lens[row] = len as i32;
+        let dst = &mut self.data[row * self.max_pages..][..pages];
+        for (d, &b) in dst.iter_mut().zip(&table[..pages]) {
+            *d = i32::try_from(b).map_err(|_| TensorError::Invalid {
+                op: "paged_attention",
+                detail: format!("block id {b} exceeds i32"),
+            })?;
+        }
+        self.data[self.rows * self.max_pages + row] = len as i32;
         Ok(())
+    }
+
+    /// Offsets of the block tables, the key counts and the appended tail in `data`.
+    fn ranges(&self) -> [std::ops::Range<usize>; 3] {
+        let bt = self.rows * self.max_pages;
+        let sl = bt + self.rows;
+        [0..bt, bt..sl, sl..self.data.len()]
+    }
+
+    fn seq_lens(&self) -> &[i32] {
+        &self.data[self.ranges()[1].clone()]
     }
 }
 
@@ -204,8 +222,9 @@ pub fn paged_attention(
     if meta.seqs.is_empty() {
         // Nothing attends: zeros, as on the CPU.
     } else if tiled_prefill {
-        let mut lm = LaunchMeta::new(meta.seqs.len(), max_pages);
-        let mut cu_q_lens = vec![0i32; meta.seqs.len() + 1];
+        let n_seqs = meta.seqs.len();
+        let mut lm = LaunchMeta::new(n_seqs, max_pages);
+        let mut cu_q_lens = vec![0i32; n_seqs + 1];
         let mut max_q_len = 0;
         for (i, s) in meta.seqs.iter().enumerate() {
             lm.set(i, &s.block_table, s.context_len)?;
@@ -214,16 +233,17 @@ pub fn paged_attention(
             max_q_len = max_q_len.max(s.query_len);
         }
         ensure_contiguous_spans(meta, OP)?;
-        let up = |v: &[i32]| upload_i32_pooled(&backend, v);
-        let (bt, sl, cu) = (up(&lm.block_tables)?, up(&lm.seq_lens)?, up(&cu_q_lens)?);
+        lm.data.extend_from_slice(&cu_q_lens);
+        let [bt, sl, cu] = lm.ranges();
+        let dev = cached_i32(&backend, "paged_attention.prefill", &lm.data)?;
         kattn::paged_attention_prefill(
             backend.runtime(),
             &qs.as_view(),
             &kv.k.as_view(),
             &kv.v.as_view(),
-            &bt.as_view(),
-            &cu.as_view(),
-            &sl.as_view(),
+            &dev.slice(bt),
+            &dev.slice(cu),
+            &dev.slice(sl),
             &mut out.as_view_mut(),
             n,
             max_q_len.max(1),
@@ -239,7 +259,7 @@ pub fn paged_attention(
                 lm.set(s.query_start + i, &s.block_table, visible)?;
             }
         }
-        let max_context = lm.seq_lens.iter().copied().max().unwrap_or(0).max(1) as usize;
+        let max_context = lm.seq_lens().iter().copied().max().unwrap_or(0).max(1) as usize;
         decode(
             &backend,
             qs,
@@ -282,8 +302,8 @@ fn decode(
     shape: AttentionShape,
     cache: &KvLayer,
 ) -> Result<()> {
-    let bt = upload_i32_pooled(backend, &lm.block_tables)?;
-    let sl = upload_i32_pooled(backend, &lm.seq_lens)?;
+    let dev = cached_i32(backend, "paged_attention.decode", &lm.data)?;
+    let [bt, sl, _] = lm.ranges();
     let mut guard = backend.decode_workspace(rows, num_heads, cache.head_dim, max_context)?;
     let scratch = guard
         .as_mut()
@@ -293,8 +313,8 @@ fn decode(
         &q.as_view(),
         &kv.k.as_view(),
         &kv.v.as_view(),
-        &bt.as_view(),
-        &sl.as_view(),
+        &dev.slice(bt),
+        &dev.slice(sl),
         &mut out.as_view_mut(),
         &mut scratch.ws,
         shape,

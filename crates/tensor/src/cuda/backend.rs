@@ -7,7 +7,9 @@
 //! events; kernels are compiled (or read from the disk cache) when the backend is created, never
 //! inside a step; the decode workspace only grows (no allocation once it fits the largest step).
 //! Short-lived buffers come from the backend's [`BufferPool`]. `deterministic` (off by default)
-//! makes GEMMs and attention batch-invariant (see `ops::linear` and `attention`).
+//! makes GEMMs and attention batch-invariant (see `ops::linear` and `attention`). GEMM plans are
+//! cached per shape (`gemm_plan`) and a step's metadata uploads are reused by every layer
+//! (`meta_cache`), so a decode layer costs kernel launches only.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,6 +23,8 @@ use arle_kernels::ops::attention::DecodeWorkspace;
 use arle_kernels::{KernelCache, KernelRuntime, KernelSource, NvrtcToolchain};
 
 use super::cuda_err;
+use super::gemm_plan::LtPlans;
+use super::meta_cache::MetaCache;
 use super::pool::BufferPool;
 use crate::{Result, TensorError};
 
@@ -54,6 +58,8 @@ pub struct CudaBackend {
     rt: KernelRuntime,
     blas_lt: CudaBlasLT,
     blas: CudaBlas,
+    gemm_plans: LtPlans,
+    meta_cache: MetaCache,
     extra: HashMap<&'static str, CudaFunction>,
     decode: Mutex<Option<DecodeScratch>>,
     pool: Arc<BufferPool>,
@@ -92,6 +98,10 @@ impl CudaBackend {
         let toolchain = NvrtcToolchain::from_env()?;
         let cache = KernelCache::from_env();
         let rt = KernelRuntime::new(ordinal, &toolchain, &cache)?;
+        // SAFETY: every buffer of this context is used on the runtime's single stream (module
+        // invariant), so cudarc's cross-stream event tracking is never needed; left on, it
+        // creates and destroys two CUDA events per allocation (every pooled op output).
+        unsafe { rt.context().disable_event_tracking() };
         let (cubin, _) = cache.get_or_compile(&toolchain, &EXTRA, rt.arch())?;
         let module = rt
             .context()
@@ -111,11 +121,14 @@ impl CudaBackend {
             detail: format!("cuBLAS init: {e:?}"),
         })?;
         let pool = Arc::new(BufferPool::new(rt.stream().clone()));
+        let gemm_plans = LtPlans::new(rt.stream())?;
         Ok(Self {
             ordinal,
             rt,
             blas_lt,
             blas,
+            gemm_plans,
+            meta_cache: MetaCache::default(),
             extra,
             decode: Mutex::new(None),
             pool,
@@ -141,6 +154,26 @@ impl CudaBackend {
 
     pub(crate) fn blas(&self) -> &CudaBlas {
         &self.blas
+    }
+
+    /// Metadata uploads that missed the per-step cache so far (see `meta_cache`).
+    pub fn metadata_uploads(&self) -> u64 {
+        self.meta_cache.uploads()
+    }
+
+    /// Cached cuBLASLt plans of the bf16 GEMMs (one per shape, see `gemm_plan`).
+    pub(crate) fn gemm_plans(&self) -> &LtPlans {
+        &self.gemm_plans
+    }
+
+    /// Number of GEMM shapes with a cached cuBLASLt plan (a steady decode adds none).
+    pub fn gemm_plan_count(&self) -> usize {
+        self.gemm_plans.len()
+    }
+
+    /// Device copies of per-step metadata, reused while the contents repeat (see `meta_cache`).
+    pub(crate) fn meta_cache(&self) -> &MetaCache {
+        &self.meta_cache
     }
 
     /// The caching allocator of this device's short-lived buffers.

@@ -15,14 +15,17 @@
 
 pub mod attention;
 mod backend;
+mod gemm_plan;
 pub mod hybrid;
 mod hybrid_state;
 pub mod memory;
+mod meta_cache;
 pub mod moe;
 pub mod ops;
 pub mod pool;
 pub mod random;
 pub mod sampling;
+pub mod step_timing;
 mod storage;
 
 pub use backend::{backend, CudaBackend};

@@ -1,25 +1,25 @@
-//! Dense ops on the GPU: embedding, linear (cuBLASLt; cuBLAS for f32 logits), RMSNorm, SiLU-mul,
-//! residual add, RoPE, row gather. Same shapes and checks as the CPU ops in `crate::ops`; inputs
+//! Dense ops on the GPU: embedding, linear (cuBLASLt with per-shape cached plans; cuBLAS for f32
+//! logits), RMSNorm (and the fused residual add + RMSNorm), SiLU-mul, residual add, RoPE, row
+//! gather. Same shapes and checks as the CPU ops in `crate::ops`; inputs
 //! are bf16 device tensors, outputs bf16 (f32 for a linear with an f32-output weight).
 //!
 //! Invariants: every output buffer is fully written by its kernel before it is read; an op whose
 //! output has no elements returns an empty CPU tensor (device buffers are never empty). Outputs
-//! and metadata uploads come from the backend's buffer pool (no driver allocation once warm).
+//! and metadata uploads come from the backend's buffer pool (no driver allocation once warm); RoPE
+//! positions and inverse frequencies go through the backend's metadata cache (one upload a step).
 //! In deterministic mode `linear` runs its GEMM in fixed [`FIXED_GEMM_ROWS`]-row chunks, so the
 //! GEMM shape (and thus cuBLAS's algorithm) never depends on the batch size.
 
 use std::ffi::c_void;
 
 use arle_kernels::cudarc::cublas::{result as cublas_result, sys as cublas_sys};
-use arle_kernels::cudarc::cublaslt::{Matmul, MatmulConfig};
 use arle_kernels::cudarc::driver::{CudaSlice, DevicePtr, DevicePtrMut, PushKernelArg};
 use arle_kernels::ops::{basic, norm};
 use half::bf16;
 
 use super::backend::grid_for;
-use super::{
-    cuda_err, placement, to_i32s, upload_i32_pooled, upload_pooled, CudaBackend, GpuData, GpuHandle,
-};
+use super::meta_cache::{cached_f32, cached_i32};
+use super::{cuda_err, placement, to_i32s, upload_i32_pooled, CudaBackend, GpuData, GpuHandle};
 use crate::error::shape_err;
 use crate::ops::{RmsNormKind, RopeTable};
 use crate::{Result, Tensor, TensorError, Weight};
@@ -189,7 +189,8 @@ fn fixed_row_chunks<T: arle_kernels::cudarc::driver::DeviceRepr>(
     result
 }
 
-/// bf16 `y[n, m] = x[n, k] · W[m, k]ᵀ (+ bias)` through cuBLASLt.
+/// bf16 `y[n, m] = x[n, k] · W[m, k]ᵀ (+ bias)` through cuBLASLt, with the shape's cached plan
+/// (descriptor, layouts and algorithm chosen once; see `gemm_plan`).
 fn lt_matmul(
     backend: &CudaBackend,
     w: &CudaSlice<bf16>,
@@ -198,31 +199,13 @@ fn lt_matmul(
     bias_dev: Option<&CudaSlice<bf16>>,
     (m, n, k): (usize, usize, usize),
 ) -> Result<()> {
-    const OP: &str = "linear";
-    // Row-major y[n, m] = x[n, k] · W[m, k]ᵀ is column-major C(m×n) = Aᵀ(m×k) · B(k×n) with
-    // A = W seen column-major (k×m, lda k) and B = x seen column-major (k×n, ldb k).
-    let cfg = MatmulConfig {
-        transa: true,
-        transb: false,
-        transc: false,
-        m: m as u64,
-        n: n as u64,
-        k: k as u64,
-        alpha: 1.0,
-        lda: k as i64,
-        ldb: k as i64,
-        beta: 0.0,
-        ldc: m as i64,
-        stride_a: None,
-        stride_b: None,
-        stride_c: None,
-        stride_bias: None,
-        batch_size: None,
-    };
-    // SAFETY: the layouts above match the buffers' lengths (m*k, n*k, n*m, bias m), all bf16 on
-    // the backend's stream.
-    unsafe { backend.blas_lt().matmul(cfg, w, xs, out, bias_dev, None) }
-        .map_err(|e| placement(OP, format!("cuBLASLt matmul: {e:?}")))
+    // SAFETY: the callers checked the lengths (w m*k, x n*k, out n*m, bias m), all bf16 on the
+    // backend's stream, which is the cuBLASLt handle's stream.
+    unsafe {
+        backend
+            .gemm_plans()
+            .matmul(backend.blas_lt(), w, xs, out, bias_dev, (m, n, k))
+    }
 }
 
 /// f32 C(m×n) = Aᵀ · B with bf16 A (k×m) and B (k×n), f32 accumulation (cuBLAS GemmEx).
@@ -294,6 +277,54 @@ pub fn rms_norm(x: &Tensor, w: &Weight, eps: f32, kind: RmsNormKind) -> Result<T
         norm::RmsNormShape::contiguous(x.elements() / dim, dim, eps),
     )?;
     Ok(bf16_tensor(backend, x.shape().to_vec(), out))
+}
+
+/// `x += y` (bf16 residual stream), then RMSNorm of x: one fused kernel, bit-identical to
+/// `add_inplace` followed by `rms_norm`. x, y `[.., dim]` → `[.., dim]`.
+pub fn add_rms_norm(
+    x: &mut Tensor,
+    y: &Tensor,
+    w: &Weight,
+    eps: f32,
+    kind: RmsNormKind,
+) -> Result<Tensor> {
+    const OP: &str = "add_rms_norm";
+    let dim = x.shape().last().copied().unwrap_or(0);
+    if x.shape() != y.shape() || w.elements() != dim {
+        let detail = format!(
+            "x {:?}, y {:?}, weight {:?}",
+            x.shape(),
+            y.shape(),
+            w.shape()
+        );
+        return shape_err(OP, detail);
+    }
+    if x.elements() == 0 {
+        return Ok(Tensor::zeros(x.shape().to_vec()));
+    }
+    let (shape, n_rows) = (x.shape().to_vec(), x.elements() / dim);
+    let ys = gpu_of(OP, y)?.bf16(OP)?;
+    let wg = weight_of(OP, w)?;
+    let backend = wg.backend.clone();
+    let xs = x
+        .gpu_mut()
+        .ok_or_else(|| placement(OP, "x is on the CPU, y on a GPU"))?
+        .bf16_mut(OP)?;
+    let mut out = alloc::<bf16>(&backend, n_rows * dim)?;
+    let kind = match kind {
+        RmsNormKind::Plain => norm::RmsNormKind::Plain,
+        RmsNormKind::ZeroCentered => norm::RmsNormKind::ZeroCentred,
+    };
+    norm::add_rms_norm(
+        backend.runtime(),
+        &ys.as_view(),
+        &mut xs.as_view_mut(),
+        &wg.data.as_view(),
+        &mut out.as_view_mut(),
+        kind,
+        norm::RmsNormShape::contiguous(n_rows, dim, eps),
+    )?;
+    Ok(bf16_tensor(&backend, shape, out))
 }
 
 /// `silu(gate) * up` elementwise (same shapes).
@@ -375,8 +406,9 @@ pub fn apply_rope(x: &mut Tensor, positions: &[u32], table: &RopeTable) -> Resul
         .gpu_mut()
         .ok_or_else(|| placement(OP, "x is on the CPU"))?;
     let backend = xg.backend().clone();
-    let pos = upload_i32_pooled(&backend, &to_i32s(OP, positions)?)?;
-    let inv_freq = upload_pooled(&backend, &table.inv_freq)?;
+    // Same positions and table for every layer (and for q and k): uploaded once per step.
+    let pos = cached_i32(&backend, "rope.positions", &to_i32s(OP, positions)?)?;
+    let inv_freq = cached_f32(&backend, "rope.inv_freq", &table.inv_freq)?;
     let xs = xg.bf16_mut(OP)?;
     basic::rope_neox(
         backend.runtime(),

@@ -35,6 +35,20 @@ pub fn rms_norm(x: &Tensor, w: &Weight, eps: f32, kind: RmsNormKind) -> Result<T
     norm::rms_norm(x, w, eps, kind)
 }
 
+/// See the CPU `add_rms_norm` (one fused kernel on the GPU).
+pub fn add_rms_norm(
+    x: &mut Tensor,
+    y: &Tensor,
+    w: &Weight,
+    eps: f32,
+    kind: RmsNormKind,
+) -> Result<Tensor> {
+    if on_gpu(x) || on_gpu(y) {
+        return cuda::ops::add_rms_norm(x, y, w, eps, kind);
+    }
+    norm::add_rms_norm(x, y, w, eps, kind)
+}
+
 /// See the CPU `silu_mul`.
 pub fn silu_mul(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
     if on_gpu(gate) || on_gpu(up) {

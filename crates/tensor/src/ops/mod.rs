@@ -33,8 +33,11 @@ pub use attention::{kv_append, paged_attention};
 pub use attention::{AttentionMeta, SeqSpan};
 pub use conv1d::{causal_conv1d_silu, conv_window_after};
 #[cfg(feature = "cuda")]
+pub use dispatch::sparse_moe;
+#[cfg(feature = "cuda")]
 pub use dispatch::{
-    add_inplace, apply_rope, embedding, kv_append, linear, paged_attention, rms_norm, silu_mul,
+    add_inplace, add_rms_norm, apply_rope, embedding, kv_append, linear, paged_attention, rms_norm,
+    silu_mul,
 };
 #[cfg(feature = "cuda")]
 pub use dispatch::{gated_rms_norm, sigmoid_mul};
@@ -46,15 +49,13 @@ pub use gdn::{
 pub use linear::linear_into;
 #[cfg(not(feature = "cuda"))]
 pub use linear::{embedding, linear};
-#[cfg(not(feature = "cuda"))]
-pub use norm::rms_norm;
 pub use norm::RmsNormKind;
+#[cfg(not(feature = "cuda"))]
+pub use norm::{add_rms_norm, rms_norm};
 #[cfg(not(feature = "cuda"))]
 pub use rope::apply_rope;
 pub use rope::RopeTable;
 pub use softmax::log_softmax_rows;
-#[cfg(feature = "cuda")]
-pub use dispatch::sparse_moe;
 
 /// The GPU sparse-MoE op (see `dispatch::sparse_moe`); without the `cuda` feature no tensor lives
 /// on a GPU, so it always errors (models call it only for GPU activations).

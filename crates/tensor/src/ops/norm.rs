@@ -3,6 +3,8 @@
 //!
 //! Computed in f32: `x̂ = x · (1 / sqrt(mean(x²) + eps))`, then `x̂ · w'` with `w' = w` (Plain) or
 //! `1 + w` (ZeroCentered, the 1 added in f32). Rows run in parallel when there are many.
+//! [`add_rms_norm`] is the decoder's residual add followed by the next norm: on the CPU exactly
+//! `add_inplace` then `rms_norm` (same f32 ops, same order); on a GPU one fused kernel.
 
 use super::simd;
 use crate::{error::shape_err, Result, Tensor, Weight};
@@ -49,4 +51,27 @@ pub fn rms_norm(x: &Tensor, w: &Weight, eps: f32, kind: RmsNormKind) -> Result<T
             }
         });
     Ok(out)
+}
+
+/// `x += y` (the residual stream), then `rms_norm(x)`: x, y `[.., n]`, w `[n]` → same shape as x.
+/// Exactly `add_inplace(x, y)` followed by [`rms_norm`]; shapes are checked before x changes.
+pub fn add_rms_norm(
+    x: &mut Tensor,
+    y: &Tensor,
+    w: &Weight,
+    eps: f32,
+    kind: RmsNormKind,
+) -> Result<Tensor> {
+    let n = x.shape().last().copied().unwrap_or(0);
+    if x.shape() != y.shape() || w.elements() != n {
+        let detail = format!(
+            "x {:?}, y {:?}, weight {:?}",
+            x.shape(),
+            y.shape(),
+            w.shape()
+        );
+        return shape_err("add_rms_norm", detail);
+    }
+    super::activation::add_inplace(x, y)?;
+    rms_norm(x, w, eps, kind)
 }
