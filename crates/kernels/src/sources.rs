@@ -58,6 +58,7 @@ pub const PAGED_ATTENTION_PREFILL_MMA: KernelSource = source!(
 );
 pub const GATED_DELTA_NET: KernelSource =
     source!("gated_delta_net", ["gdn_decode_bf16", "gdn_prefill_bf16"]);
+pub const GDN_CHUNKED: KernelSource = source!("gdn_chunked", ["gdn_chunked_prefill_bf16"]);
 pub const CAUSAL_CONV1D: KernelSource = source!(
     "causal_conv1d",
     ["causal_conv1d_prefill_bf16", "causal_conv1d_decode_bf16"]
@@ -87,6 +88,7 @@ pub const ALL_SOURCES: &[KernelSource] = &[
     PAGED_ATTENTION_PREFILL,
     PAGED_ATTENTION_PREFILL_MMA,
     GATED_DELTA_NET,
+    GDN_CHUNKED,
     CAUSAL_CONV1D,
     MOE_ROUTING,
     MOE_EXPERTS,
