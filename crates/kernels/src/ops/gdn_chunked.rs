@@ -67,7 +67,12 @@ pub fn gdn_chunked_prefill(
     ensure(
         shape.n_k_heads > 0 && shape.n_v_heads.is_multiple_of(shape.n_k_heads),
         OP,
-        || format!("Hv {} not a multiple of Hk {}", shape.n_v_heads, shape.n_k_heads),
+        || {
+            format!(
+                "Hv {} not a multiple of Hk {}",
+                shape.n_v_heads, shape.n_k_heads
+            )
+        },
     )?;
     ensure(gdn_chunked_supported(rt, &shape), OP, || {
         format!(
@@ -97,7 +102,9 @@ pub fn gdn_chunked_prefill(
             CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
             smem_i,
         )
-        .map_err(driver("gdn_chunked_prefill_bf16: dynamic shared memory limit"))?;
+        .map_err(driver(
+            "gdn_chunked_prefill_bf16: dynamic shared memory limit",
+        ))?;
     let cfg = grid(
         (
             to_grid(OP, "Hv", shape.n_v_heads)?,
