@@ -15,10 +15,20 @@
 //! the sequences are contiguous in query order and nothing is captured; otherwise (captures,
 //! gaps) one pair per segment, splitting a sequence's scan at its capture offsets and copying the
 //! slot to the host there (the only device-to-host reads of a step).
+//!
+//! Form (as the CPU layer, MODEL-SPECS §4.4 step 7): a launch holding a multi-token sequence, or
+//! a segment of a sequence with captures, runs the chunked kernel (`gdn_chunked_prefill`, chunks
+//! of 64 counted from the segment start, i.e. from the call start or a capture point, as the CPU
+//! `gated_delta_rule_chunked`); its one-token sequences (decode rows) take one recurrence step in
+//! the same launch. Launches of only one-token sequences use the recurrent kernel. A one-token
+//! *prompt* (no cache) therefore takes the recurrent step, where the CPU uses a one-row chunk
+//! (the two differ only in q's scaling, by 1 ulp). Shapes the chunked kernel does not support
+//! (Dk or Dv > 128, too little shared memory) and `ARLE_GDN_RECURRENT=1` use the recurrent kernel.
 
 use std::ops::Range;
 
 use arle_kernels::cudarc::driver::{CudaSlice, CudaView, PushKernelArg};
+use arle_kernels::ops::gdn_chunked::{gdn_chunked_prefill, gdn_chunked_supported};
 use arle_kernels::ops::linear_attn::{
     causal_conv1d_prefill, gdn_prefill, ConvShape, GdnInputs, GdnShape as KGdnShape,
 };
@@ -62,13 +72,30 @@ pub struct GdnSeq {
     pub captures: Vec<usize>,
 }
 
+/// Which GDN kernel a launch uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum GdnForm {
+    /// Token-by-token recurrence (`gdn_prefill`): launches of one-token sequences only.
+    Recurrent,
+    /// Chunked form (`gdn_chunked_prefill`); with `single_recurrent`, its one-token sequences
+    /// take one recurrence step (decode rows sharing the launch).
+    Chunked { single_recurrent: bool },
+}
+
 /// One conv + GDN launch pair: row bounds `cu_seqlens` `[k+1]` and `state_slots` `[k]` on the
-/// device, then (optionally) a capture of (sequence, slot) after it.
+/// device, the GDN form, then (optionally) a capture of (sequence, slot) after it.
 #[derive(Debug)]
 struct StepLaunch {
     cu_seqlens: CudaSlice<i32>,
     state_slots: CudaSlice<i32>,
+    form: GdnForm,
     capture: Option<(usize, usize)>,
+}
+
+/// `ARLE_GDN_RECURRENT=1` forces the recurrent kernel everywhere (A/B checks), read once.
+fn force_recurrent() -> bool {
+    static FORCE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *FORCE.get_or_init(|| std::env::var("ARLE_GDN_RECURRENT").is_ok_and(|v| v == "1"))
 }
 
 /// The launch metadata of one forward step, uploaded once and shared by every GDN layer: one
@@ -102,10 +129,11 @@ impl GdnStep {
             })
         };
         let backend = backend(ordinal)?;
-        let upload = |cu: &[i32], slots: &[i32], capture| -> Result<StepLaunch> {
+        let upload = |cu: &[i32], slots: &[i32], form, capture| -> Result<StepLaunch> {
             Ok(StepLaunch {
                 cu_seqlens: upload_i32(&backend, cu)?,
                 state_slots: upload_i32(&backend, slots)?,
+                form,
                 capture,
             })
         };
@@ -125,13 +153,28 @@ impl GdnStep {
                     .iter()
                     .map(|s| i32_of(s.slot))
                     .collect::<Result<Vec<_>>>()?;
-                launches.push(upload(&cu, &slots, None)?);
+                let form = if seqs.iter().any(|s| s.rows.len() > 1) {
+                    GdnForm::Chunked {
+                        single_recurrent: true,
+                    }
+                } else {
+                    GdnForm::Recurrent
+                };
+                launches.push(upload(&cu, &slots, form, None)?);
             }
         } else {
             // The kernels index rows absolutely, so a one-sequence launch over rows
             // [from, end) works on the full batch buffers.
             for (s, seq) in seqs.iter().enumerate() {
                 let slot = [i32_of(seq.slot)?];
+                // A sequence with captures runs chunked in every segment (as on the CPU).
+                let form = if seq.rows.len() > 1 || !seq.captures.is_empty() {
+                    GdnForm::Chunked {
+                        single_recurrent: seq.captures.is_empty(),
+                    }
+                } else {
+                    GdnForm::Recurrent
+                };
                 let mut from = seq.rows.start;
                 let mut bounds: Vec<(usize, bool)> = seq
                     .captures
@@ -144,7 +187,8 @@ impl GdnStep {
                 for (end, capture) in bounds {
                     if end > from {
                         let capture = capture.then_some((s, seq.slot));
-                        launches.push(upload(&[i32_of(from)?, i32_of(end)?], &slot, capture)?);
+                        let cu = [i32_of(from)?, i32_of(end)?];
+                        launches.push(upload(&cu, &slot, form, capture)?);
                     }
                     from = end;
                 }
@@ -253,6 +297,7 @@ pub fn gdn_conv_delta_rule(
         v_head_dim: dv,
         n_slots: state.num_slots,
     };
+    let chunked_ok = !force_recurrent() && gdn_chunked_supported(backend.runtime(), &kshape);
     for launch in &step.launches {
         let slots = launch.state_slots.as_view();
         let cu = launch.cu_seqlens.as_view();
@@ -276,15 +321,27 @@ pub fn gdn_conv_delta_rule(
             dt_bias: &dt_bias,
             state_slots: &slots,
         };
-        gdn_prefill(
-            backend.runtime(),
-            &inputs,
-            &cu,
-            &mut state.recurrent.as_view_mut(),
-            &mut out.as_view_mut(),
-            n,
-            kshape,
-        )?;
+        match launch.form {
+            GdnForm::Chunked { single_recurrent } if chunked_ok => gdn_chunked_prefill(
+                backend.runtime(),
+                &inputs,
+                &cu,
+                &mut state.recurrent.as_view_mut(),
+                &mut out.as_view_mut(),
+                n,
+                kshape,
+                single_recurrent,
+            )?,
+            _ => gdn_prefill(
+                backend.runtime(),
+                &inputs,
+                &cu,
+                &mut state.recurrent.as_view_mut(),
+                &mut out.as_view_mut(),
+                n,
+                kshape,
+            )?,
+        }
         if let Some((seq, slot)) = launch.capture {
             captures[seq].push(state.read_slot(slot)?);
         }
