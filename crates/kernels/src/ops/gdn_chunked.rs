@@ -97,6 +97,9 @@ pub fn gdn_chunked_prefill(
     check_len(OP, "cu_seqlens", cu_seqlens.len(), n_seqs + 1)?;
     let smem = gdn_chunked_smem_bytes(&shape);
     let smem_i = to_i32(OP, "shared memory", smem)?;
+    rt.context()
+        .bind_to_thread()
+        .map_err(driver("gdn_chunked_prefill_bf16: binding the context"))?;
     rt.function("gdn_chunked_prefill_bf16")?
         .set_attribute(
             CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,

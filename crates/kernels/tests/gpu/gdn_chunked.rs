@@ -6,6 +6,7 @@
 
 use std::time::Instant;
 
+use arle_kernels::cudarc::driver::CudaSlice;
 use arle_kernels::ops::gdn_chunked::{gdn_chunked_prefill, gdn_chunked_supported};
 use arle_kernels::ops::linear_attn::{self, GdnInputs, GdnShape};
 
@@ -244,8 +245,15 @@ impl Problem {
     }
 }
 
-/// Runs one kernel (chunked or recurrent) on the problem; returns (out, final state).
-fn run(ctx: &Ctx, p: &Problem, chunked: bool, single_recurrent: bool) -> (Vec<f32>, Vec<f32>) {
+/// Runs one kernel (chunked or recurrent) on the problem; returns (out, final state) of the first
+/// launch, and the mean time in ms of `reps` further launches (0 when `reps` is 0).
+fn run(
+    ctx: &Ctx,
+    p: &Problem,
+    chunked: bool,
+    single_recurrent: bool,
+    reps: usize,
+) -> (Vec<f32>, Vec<f32>, f64) {
     let n = p.n();
     let s = p.shape;
     let (dqkv, da, db) = (ctx.up(&p.qkvb), ctx.up(&p.ab), ctx.up(&p.bb));
@@ -273,32 +281,45 @@ fn run(ctx: &Ctx, p: &Problem, chunked: bool, single_recurrent: bool) -> (Vec<f3
         dt_bias: &vdt,
         state_slots: &vs,
     };
-    let (mut sv, mut ov) = (state.as_view_mut(), out.as_view_mut());
-    if chunked {
-        gdn_chunked_prefill(
-            &ctx.rt,
-            &inputs,
-            &dcu.as_view(),
-            &mut sv,
-            &mut ov,
-            n,
-            s,
-            single_recurrent,
-        )
-        .expect("gdn chunked prefill");
-    } else {
-        linear_attn::gdn_prefill(&ctx.rt, &inputs, &dcu.as_view(), &mut sv, &mut ov, n, s)
-            .expect("gdn prefill");
+    let launch = |state: &mut CudaSlice<f32>, out: &mut CudaSlice<half::bf16>| {
+        let (mut sv, mut ov) = (state.as_view_mut(), out.as_view_mut());
+        if chunked {
+            gdn_chunked_prefill(
+                &ctx.rt,
+                &inputs,
+                &dcu.as_view(),
+                &mut sv,
+                &mut ov,
+                n,
+                s,
+                single_recurrent,
+            )
+            .expect("gdn chunked prefill");
+        } else {
+            linear_attn::gdn_prefill(&ctx.rt, &inputs, &dcu.as_view(), &mut sv, &mut ov, n, s)
+                .expect("gdn prefill");
+        }
+    };
+    launch(&mut state, &mut out);
+    let (got, got_state) = (ctx.down_bf16(&out), ctx.down(&state));
+    let mut ms = 0.0;
+    if reps > 0 {
+        let t = Instant::now();
+        for _ in 0..reps {
+            launch(&mut state, &mut out);
+        }
+        ctx.stream().synchronize().expect("sync");
+        ms = t.elapsed().as_secs_f64() * 1e3 / reps as f64;
     }
-    (ctx.down_bf16(&out), ctx.down(&state))
+    (got, got_state, ms)
 }
 
 fn case(ctx: &mut Ctx, name: &str, p: &Problem, single_recurrent: bool) {
     let (want, want_state) = p.reference(single_recurrent);
-    let (got, got_state) = run(ctx, p, true, single_recurrent);
+    let (got, got_state, _) = run(ctx, p, true, single_recurrent, 0);
     ctx.check("gdn_chunked out", name, &got, &want, 1e-5);
     ctx.check("gdn_chunked state", name, &got_state, &want_state, 1e-5);
-    let (rec, rec_state) = run(ctx, p, false, false);
+    let (rec, rec_state, _) = run(ctx, p, false, false, 0);
     ctx.check("gdn_chunked vs recurrent", name, &got, &rec, 1e-4);
     ctx.check(
         "gdn_chunked vs rec. state",
@@ -388,12 +409,7 @@ pub fn gdn_chunked(ctx: &mut Ctx) {
 fn timing(ctx: &mut Ctx) {
     let p = Problem::new(ctx, 16, 32, 128, 128, &[4096], &[0], (-5.0, -1.0));
     for (name, chunked) in [("chunked", true), ("recurrent", false)] {
-        let _ = run(ctx, &p, chunked, false); // warm-up
-        let t = Instant::now();
-        let _ = run(ctx, &p, chunked, false);
-        println!(
-            "BENCH gdn prefill 4096 tokens Hv32 D128 {name}: {:.2} ms (incl. uploads)",
-            t.elapsed().as_secs_f64() * 1e3
-        );
+        let (_, _, ms) = run(ctx, &p, chunked, false, 3);
+        println!("BENCH gdn prefill 4096 tokens Hk16 Hv32 D128 {name}: {ms:.3} ms/launch");
     }
 }
