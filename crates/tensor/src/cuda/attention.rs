@@ -196,7 +196,19 @@ pub fn paged_attention(
         .gpu
         .as_ref()
         .ok_or_else(|| placement(OP, "KV pages are not on the GPU (no kv_append yet)"))?;
-    let mut out = backend.pool().alloc_zeros::<bf16>(n * width)?;
+    let is_decode = meta.seqs.len() == n
+        && meta
+            .seqs
+            .iter()
+            .enumerate()
+            .all(|(i, s)| s.query_len == 1 && s.query_start == i);
+    let mut out = if is_decode {
+        // SAFETY: row i is sequence i's single query: the decode kernel writes every row.
+        unsafe { backend.pool().alloc::<bf16>(n * width)? }
+    } else {
+        // Rows no span covers stay zero, as on the CPU.
+        backend.pool().alloc_zeros::<bf16>(n * width)?
+    };
     let max_pages = meta
         .seqs
         .iter()
@@ -211,12 +223,6 @@ pub fn paged_attention(
         max_pages,
         scale,
     };
-    let is_decode = meta.seqs.len() == n
-        && meta
-            .seqs
-            .iter()
-            .enumerate()
-            .all(|(i, s)| s.query_len == 1 && s.query_start == i);
     let tiled_prefill =
         !is_decode && !backend.deterministic() && head_dim % 32 == 0 && head_dim <= 256;
     if meta.seqs.is_empty() {
