@@ -11,16 +11,17 @@
 //! `[K-1, conv_dim]` (oldest first) and recurrent `[Hv, Dk, Dv]`; the state's write/read transpose.
 //!
 //! Invariants: a step's `cu_seqlens` / `state_slots` are uploaded once ([`GdnStep`]) and shared
-//! by every GDN layer; each layer launches one conv and one GDN kernel over all sequences when
-//! the sequences are contiguous in query order and nothing is captured; otherwise (captures,
-//! gaps) one pair per segment, splitting a sequence's scan at its capture offsets and copying the
+//! by every GDN layer; each layer launches one conv and one GDN kernel per run of same-kind
+//! sequences (below) when the sequences are contiguous in query order and nothing is captured;
+//! otherwise (captures, gaps) one pair per segment, splitting a sequence's scan at its capture offsets and copying the
 //! slot to the host there (the only device-to-host reads of a step).
 //!
-//! Form (as the CPU layer, MODEL-SPECS §4.4 step 7): a launch holding a multi-token sequence, or
-//! a segment of a sequence with captures, runs the chunked kernel (`gdn_chunked_prefill`, chunks
-//! of 64 counted from the segment start, i.e. from the call start or a capture point, as the CPU
-//! `gated_delta_rule_chunked`); its one-token sequences (decode rows) take one recurrence step in
-//! the same launch. Launches of only one-token sequences use the recurrent kernel. A one-token
+//! Form (as the CPU layer, MODEL-SPECS §4.4 step 7): multi-token sequences, and every segment of
+//! a sequence with captures, run the chunked kernel (`gdn_chunked_prefill`, chunks of 64 counted
+//! from the segment start, i.e. from the call start or a capture point, as the CPU
+//! `gated_delta_rule_chunked`); one-token sequences (decode rows) run the recurrent kernel. A
+//! contiguous step launches one pair per run of same-kind sequences (at most `MAX_RUN_LAUNCHES`,
+//! else one chunked launch whose one-token sequences take a recurrence step). A one-token
 //! *prompt* (no cache) therefore takes the recurrent step, where the CPU uses a one-row chunk
 //! (the two differ only in q's scaling, by 1 ulp). Shapes the chunked kernel does not support
 //! (Dk or Dv > 128, too little shared memory) and `ARLE_GDN_RECURRENT=1` use the recurrent kernel.
@@ -92,6 +93,32 @@ struct StepLaunch {
     capture: Option<(usize, usize)>,
 }
 
+/// Most launch pairs a contiguous step splits into (runs of decode / prefill sequences).
+const MAX_RUN_LAUNCHES: usize = 4;
+
+/// Maximal runs of consecutive sequences that are all one-token (recurrent) or all longer
+/// (chunked), as index ranges into `seqs` (non-empty).
+fn contiguous_runs(seqs: &[GdnSeq]) -> Vec<(Range<usize>, GdnForm)> {
+    let form_of = |s: &GdnSeq| {
+        if s.rows.len() > 1 {
+            GdnForm::Chunked {
+                single_recurrent: true,
+            }
+        } else {
+            GdnForm::Recurrent
+        }
+    };
+    let mut runs: Vec<(Range<usize>, GdnForm)> = Vec::new();
+    for (i, s) in seqs.iter().enumerate() {
+        let form = form_of(s);
+        match runs.last_mut() {
+            Some((range, f)) if *f == form => range.end = i + 1,
+            _ => runs.push((i..i + 1, form)),
+        }
+    }
+    runs
+}
+
 /// `ARLE_GDN_RECURRENT=1` forces the recurrent kernel everywhere (A/B checks), read once.
 fn force_recurrent() -> bool {
     static FORCE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
@@ -145,22 +172,28 @@ impl GdnStep {
         let mut launches = Vec::new();
         if contiguous && !any_capture {
             if !seqs.is_empty() && n_rows > 0 {
-                let mut cu = vec![0i32];
-                for s in seqs {
-                    cu.push(i32_of(s.rows.end)?);
-                }
-                let slots = seqs
-                    .iter()
-                    .map(|s| i32_of(s.slot))
-                    .collect::<Result<Vec<_>>>()?;
-                let form = if seqs.iter().any(|s| s.rows.len() > 1) {
-                    GdnForm::Chunked {
-                        single_recurrent: true,
-                    }
+                // Runs of consecutive one-token (decode) or multi-token sequences: one launch
+                // pair per run, so decode rows keep the light recurrent kernel; a batch that
+                // alternates more often shares one chunked launch instead.
+                let runs = contiguous_runs(seqs);
+                let groups: Vec<(Range<usize>, GdnForm)> = if runs.len() <= MAX_RUN_LAUNCHES {
+                    runs
                 } else {
-                    GdnForm::Recurrent
+                    let single_recurrent = true;
+                    vec![(0..seqs.len(), GdnForm::Chunked { single_recurrent })]
                 };
-                launches.push(upload(&cu, &slots, form, None)?);
+                for (range, form) in groups {
+                    let group = &seqs[range];
+                    let mut cu = vec![i32_of(group[0].rows.start)?];
+                    for s in group {
+                        cu.push(i32_of(s.rows.end)?);
+                    }
+                    let slots = group
+                        .iter()
+                        .map(|s| i32_of(s.slot))
+                        .collect::<Result<Vec<_>>>()?;
+                    launches.push(upload(&cu, &slots, form, None)?);
+                }
             }
         } else {
             // The kernels index rows absolutely, so a one-sequence launch over rows
