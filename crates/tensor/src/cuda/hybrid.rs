@@ -448,3 +448,34 @@ pub fn sigmoid_mul(x: &Tensor, gate: &Tensor) -> Result<Tensor> {
     let handle = GpuHandle::new(backend.clone(), GpuData::Bf16(out));
     Ok(Tensor::from_gpu(x.shape().to_vec(), handle))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seq(rows: Range<usize>) -> GdnSeq {
+        GdnSeq {
+            rows,
+            slot: 0,
+            captures: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn runs_group_decode_and_prefill_sequences() {
+        let chunked = GdnForm::Chunked {
+            single_recurrent: true,
+        };
+        let seqs = [seq(0..1), seq(1..2), seq(2..70), seq(70..75), seq(75..76)];
+        let runs = contiguous_runs(&seqs);
+        assert_eq!(
+            runs,
+            vec![
+                (0..2, GdnForm::Recurrent),
+                (2..4, chunked),
+                (4..5, GdnForm::Recurrent)
+            ]
+        );
+        assert_eq!(contiguous_runs(&[seq(0..9)]), vec![(0..1, chunked)]);
+    }
+}
