@@ -59,7 +59,11 @@ fn parse_args() -> AnyResult<Args> {
 }
 
 /// Runs `batch` and returns its logits rows, f32 on the host.
-fn forward(loaded: &LoadedModel, cache: &mut ModelCache, batch: &ForwardBatch) -> AnyResult<Vec<f32>> {
+fn forward(
+    loaded: &LoadedModel,
+    cache: &mut ModelCache,
+    batch: &ForwardBatch,
+) -> AnyResult<Vec<f32>> {
     let logits = loaded.model.forward(batch, cache, None)?;
     Ok(logits.to_host()?.into_vec())
 }
@@ -88,7 +92,11 @@ fn main() -> AnyResult<()> {
         let table: Vec<u32> = (1..=t.div_ceil(KV_BLOCK_TOKENS) as u32).collect();
         let mut cache = fresh_cache(&loaded, t);
         let start = Instant::now();
-        let full = forward(&loaded, &mut cache, &ForwardBatch::single(ids, 0, table.clone(), true))?;
+        let full = forward(
+            &loaded,
+            &mut cache,
+            &ForwardBatch::single(ids, 0, table.clone(), true),
+        )?;
         eprintln!("prompt {i}: {t} tokens, full pass {:?}", start.elapsed());
         write_f32(&args.out.join(format!("full_{i}.f32")), &full)?;
         let Some(p) = args.decode_from else { continue };

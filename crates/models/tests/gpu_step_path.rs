@@ -44,7 +44,11 @@ fn fused_add_rms_norm_matches_add_then_norm_on_gpu() {
             let plain = ops::rms_norm(&plain_x, &w, 1e-6, kind).unwrap();
             let host = |t: Tensor| t.to_host().unwrap().into_vec();
             let bits = |v: Vec<f32>| v.into_iter().map(f32::to_bits).collect::<Vec<_>>();
-            assert_eq!(bits(host(fused_x)), bits(host(plain_x)), "{rows}x{dim}: residual");
+            assert_eq!(
+                bits(host(fused_x)),
+                bits(host(plain_x)),
+                "{rows}x{dim}: residual"
+            );
             assert_eq!(bits(host(fused)), bits(host(plain)), "{rows}x{dim}: normed");
         }
     }
@@ -78,13 +82,19 @@ fn run_steps(model: &str, device: Device, steps: usize) -> (Vec<Vec<f32>>, Vec<(
             .map_or((0, 0), |b| (b.metadata_uploads(), b.gemm_plan_count()))
     };
     let batch = ForwardBatch::single(&prompt, 0, table.clone(), false);
-    let out = loaded.model.forward(&batch, &mut cache, None).expect("prefill");
+    let out = loaded
+        .model
+        .forward(&batch, &mut cache, None)
+        .expect("prefill");
     logits.push(out.to_host().expect("host").into_vec());
     for s in 0..steps {
         let token = (s as u32 * 13 + 5) % vocab;
         let before = snapshot();
         let batch = ForwardBatch::single(&[token], prompt.len() + s, table.clone(), false);
-        let out = loaded.model.forward(&batch, &mut cache, None).expect("decode");
+        let out = loaded
+            .model
+            .forward(&batch, &mut cache, None)
+            .expect("decode");
         let after = snapshot();
         counters.push((after.0 - before.0, after.1 - before.1));
         logits.push(out.to_host().expect("host").into_vec());

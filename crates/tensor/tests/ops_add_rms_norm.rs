@@ -25,7 +25,11 @@ fn fused_add_norm_is_add_then_norm_bit_for_bit() {
             ops::add_inplace(&mut plain_x, &y).unwrap();
             let plain = ops::rms_norm(&plain_x, &w, 1e-6, kind).unwrap();
             let bits = |t: &Tensor| t.data().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-            assert_eq!(bits(&fused_x), bits(&plain_x), "{rows}x{dim} {kind:?}: residual");
+            assert_eq!(
+                bits(&fused_x),
+                bits(&plain_x),
+                "{rows}x{dim} {kind:?}: residual"
+            );
             assert_eq!(bits(&fused), bits(&plain), "{rows}x{dim} {kind:?}: normed");
         }
     }
