@@ -2,7 +2,7 @@
 // entirely on the device: routing decisions never go back to the host.
 // Math (per token t, k routed slots r, "pair" i = t*k + r):
 //   route:   p = softmax(logits[t]) in f32; top-k of p (descending, ties: lower id first);
-//            w[i] = p_r / sum_{r<k} p_r kept in f32 (as the CPU path; HF rounds it to bf16).
+//            w[i] = bf16(p_r / sum_{r<k} p_r), rounded to bf16 as HF's bf16 path does (stored as f32).
 //   align:   counting sort of the pairs by expert: expert_offsets[e] .. expert_offsets[e+1] are the
 //            positions (in sorted order) of the pairs routed to e, sorted_pairs[pos] = i; the pairs
 //            of one expert are cut into tiles of MOE_BM rows: tile_expert[j], tile_row[j] (first
@@ -12,8 +12,9 @@
 //            expert e, f32 accumulation on bf16 tensor cores (WMMA 16x16x16).
 //            arow(p) = sorted_pairs[p] / a_div when a_div > 0 (gather token rows of x), else p;
 //            crow(p) = sorted_pairs[p] when c_scatter != 0 (write pair order), else p.
-//   combine: out[t, h] = bf16( sum_{r: id valid} w[i] * y[i, h]
-//                              + has_shared * sigmoid(bf16(x[t]·wsg)) * s[t, h] ), f32 sum.
+//   combine: routed = bf16( sum_{r: id valid} bf16(w[i] * y[i, h]) ), f32 sum (HF grouped_mm);
+//            without a shared expert out[t, h] = routed; with one (HF's bf16 op order)
+//            sigma = bf16(sigmoid(bf16(x[t]·wsg))), out[t, h] = bf16(routed + bf16(sigma * s[t, h])).
 // Shapes: logits [n, E] bf16; topk_ids [n*k] i32; topk_w [n*k] f32; expert_offsets [E+1] i32;
 //   sorted_pairs [n*k] i32; tile_expert, tile_row [max_tiles] i32 with
 //   max_tiles = ceil(n*k / MOE_BM) + min(E, n*k); W [E, N, K] bf16 row-major (one expert after
@@ -78,7 +79,7 @@ extern "C" __global__ void moe_topk_softmax_f32w(const bf16* __restrict__ logits
     if (bi < n_experts && lane == (bi & 31)) p[bi] = -2.0f;  // taken
     __syncwarp();
   }
-  if (lane < k) topk_weights[t * k + lane] = mine / picked_sum;
+  if (lane < k) topk_weights[t * k + lane] = round_bf(mine / picked_sum);
 }
 
 extern "C" __global__ void moe_align(const int* __restrict__ topk_ids, int n_pairs,
@@ -240,16 +241,16 @@ extern "C" __global__ void moe_combine_bf16(const bf16* __restrict__ y,
     for (int h = threadIdx.x; h < hidden; h += blockDim.x)
       dot += bf(x[t * hidden + h]) * bf(shared_gate_w[h]);
     dot = block_sum(dot);  // uniform branch: every thread of the block calls it
-    sigma = 1.0f / (1.0f + expf(-round_bf(dot)));
+    sigma = round_bf(1.0f / (1.0f + expf(-round_bf(dot))));
   }
   for (int h = threadIdx.x; h < hidden; h += blockDim.x) {
     float acc = 0.0f;
     for (int r = 0; r < k; ++r) {
       const long long i = t * k + r;
       const int id = topk_ids[i];
-      if (id >= 0 && id < n_experts) acc += topk_weights[i] * bf(y[i * hidden + h]);
+      if (id >= 0 && id < n_experts) acc += round_bf(topk_weights[i] * bf(y[i * hidden + h]));
     }
-    if (has_shared) acc += sigma * bf(shared_out[t * hidden + h]);
+    if (has_shared) acc = round_bf(acc) + round_bf(sigma * bf(shared_out[t * hidden + h]));
     out[t * hidden + h] = tobf(acc);
   }
 }

@@ -31,7 +31,8 @@ pub fn max_tiles(n_pairs: usize, n_experts: usize) -> usize {
     n_pairs.div_ceil(BLOCK_ROWS) + n_pairs.min(n_experts)
 }
 
-/// Router: `topk_ids` / f32 `topk_weights` per token (softmax over experts, top-k, renormalised).
+/// Router: `topk_ids` / `topk_weights` per token (softmax over experts in f32, top-k,
+/// renormalised, each weight rounded to bf16 and stored as f32).
 pub fn moe_topk_softmax_f32(
     rt: &KernelRuntime,
     logits: &CudaView<'_, bf16>,             // [n_tokens, n_experts]
@@ -266,7 +267,8 @@ pub struct Routing<'a, 'b> {
     pub n_experts: usize,
 }
 
-/// `out[t] = Σ_r w[t,r] · y[t·k+r] (+ sigmoid(x[t]·wsg) · s[t])`, f32 sum, one rounding.
+/// `routed[t] = bf16(Σ_r bf16(w[t,r] · y[t·k+r]))` (f32 sum); with a shared expert
+/// `out[t] = bf16(routed + bf16(bf16(sigmoid(bf16(x[t]·wsg))) · s[t]))` (HF's bf16 rounding points).
 pub fn moe_combine(
     rt: &KernelRuntime,
     y: &CudaView<'_, bf16>, // [n_tokens * k, H] (pair order)

@@ -1,8 +1,9 @@
 //! The routed experts of a sparse MoE block on the GPU (MODEL-SPECS §5.2), from router logits to
 //! the block's output, with arle-kernels' `moe_experts.cu`: f32-weight top-k router, on-device
 //! counting sort of the (token, slot) pairs by expert, grouped gate_up GEMM (gathering token
-//! rows), SwiGLU, grouped down GEMM (scattered back to pair order), and the combine
-//! `Σ_r w·y (+ sigmoid(x·wsg)·shared)` in f32 with one bf16 rounding.
+//! rows), SwiGLU, grouped down GEMM (scattered back to pair order), and the combine with HF's
+//! bf16 rounding points: `bf16(Σ_r bf16(w·y))` (f32 sum, w rounded to bf16), then
+//! `bf16(routed + bf16(bf16(sigmoid(x·wsg))·shared))`.
 //!
 //! Invariants: no device value is read back (the routing decisions stay on the GPU; every grid
 //! is sized from `n`, `k` and `E`); all launches go to the backend's one stream. The expert
