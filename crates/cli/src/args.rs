@@ -49,6 +49,9 @@ pub struct ModelArgs {
     /// (GPU: fixed-shape GEMMs, one attention kernel; slower).
     #[arg(long)]
     pub deterministic: bool,
+    /// GPU only: run every step eagerly (no CUDA graphs for decode steps).
+    #[arg(long)]
+    pub enforce_eager: bool,
     /// `dummy`: build the model from config.json alone with random weights (benchmarks).
     #[arg(long, value_enum, default_value_t = crate::bench::engine::LoadFormat::Auto)]
     pub load_format: crate::bench::engine::LoadFormat,
@@ -108,6 +111,7 @@ impl ModelArgs {
             device,
             gpu_memory_utilization: self.gpu_memory_utilization,
             deterministic: self.deterministic,
+            cuda_graphs: !self.enforce_eager,
             ..EngineConfig::default()
         })
     }

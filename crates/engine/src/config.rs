@@ -40,6 +40,10 @@ pub struct EngineConfig {
     /// Batch-invariant execution: a request's tokens do not depend on the other requests in its
     /// batches (GPU: fixed-shape GEMM chunks, one attention kernel for every query; slower).
     pub deterministic: bool,
+    /// GPU only: replay plain decode steps of attention-only models as CUDA graphs (captured
+    /// per batch bucket on first use; see `step_graphs`). Off here; the CLI turns it on unless
+    /// `--enforce-eager`. Capture needs the device stream to itself: one engine per GPU.
+    pub cuda_graphs: bool,
 }
 
 impl Default for EngineConfig {
@@ -59,6 +63,7 @@ impl Default for EngineConfig {
             device: Device::Cpu,
             gpu_memory_utilization: 0.90,
             deterministic: false,
+            cuda_graphs: false,
         }
     }
 }

@@ -262,6 +262,7 @@ impl EngineLoop {
             stats.requests_finished_total = self.finished_total;
             stats.preemptions_total = s.preemptions_total;
             stats.steps_total = s.steps_total;
+            stats.cuda_graphs = self.runner.step_graph_count();
         }
     }
 }

@@ -44,6 +44,8 @@ pub struct EngineStats {
     pub requests_finished_total: u64,
     pub preemptions_total: u64,
     pub steps_total: u64,
+    /// Decode steps captured as CUDA graphs so far (one per batch x page bucket; 0 when off).
+    pub cuda_graphs: usize,
 }
 
 /// Static facts about the served model.

@@ -16,6 +16,7 @@ pub mod runner;
 pub mod sampling;
 mod sequence;
 mod start;
+pub mod step_graphs;
 pub mod stop;
 pub mod tokenizer;
 

@@ -53,9 +53,18 @@ pub(crate) fn build_runner(
     #[cfg(feature = "cuda")]
     if let Device::Cuda(ordinal) = config.device {
         arle_tensor::cuda::backend(ordinal)?.set_deterministic(config.deterministic);
-        if config.kv_cache_tokens.is_none() {
-            return gpu::plan(model, config, max_context_tokens, num_state_slots, ordinal);
+        let (mut runner, num_blocks) = match config.kv_cache_tokens {
+            None => gpu::plan(model, config, max_context_tokens, num_state_slots, ordinal)?,
+            Some(_) => {
+                let num_blocks = kv_blocks(config, &model.info().cache, max_context_tokens);
+                let runner = ModelRunner::with_state_slots(model, num_blocks, num_state_slots);
+                (runner, num_blocks)
+            }
+        };
+        if config.cuda_graphs && !runner.enable_step_graphs(ordinal, config.max_num_seqs)? {
+            tracing::info!("CUDA graphs: off for this model (linear-attention state)");
         }
+        return Ok((runner, num_blocks));
     }
     let num_blocks = kv_blocks(config, &model.info().cache, max_context_tokens);
     let runner = ModelRunner::with_state_slots(model, num_blocks, num_state_slots);
@@ -110,7 +119,15 @@ mod gpu {
         runner.resize_cache(1, 0); // free the scratch pages before measuring
         let now = arle_tensor::cuda::memory_info(ordinal)?;
         let budget = (utilization as f64 * now.total_bytes as f64) as usize;
-        let kv_bytes = budget.saturating_sub(now.used_bytes());
+        let pool = arle_tensor::cuda::pool_stats(ordinal)?;
+        // CUDA graphs keep their own activation buffers (shared by every graph): room for
+        // another profiled step's worth.
+        let graph_reserve = if config.cuda_graphs {
+            pool.cached_bytes + pool.live_bytes
+        } else {
+            0
+        };
+        let kv_bytes = budget.saturating_sub(now.used_bytes() + graph_reserve);
         let per_token = kv_bytes_per_token_on(&runner.model().info().cache, config.device).max(1);
         let useful_tokens = config.max_num_seqs.max(1) * max_context_tokens;
         let tokens = (kv_bytes / per_token).min(useful_tokens);
@@ -123,16 +140,16 @@ mod gpu {
             )));
         }
         let num_blocks = blocks_for_tokens(tokens);
-        let pool = arle_tensor::cuda::pool_stats(ordinal)?;
         tracing::info!(
             "GPU memory plan (cuda:{ordinal}): total {:.2} GiB, budget {:.2} GiB ({utilization}); \
-             in use after weights {:.2} GiB, after profiling {:.2} GiB (activation pool {:.2} GiB); \
-             KV {:.2} GiB = {} pages = {} tokens at {per_token} B/token",
+             in use after weights {:.2} GiB, after profiling {:.2} GiB (activation pool {:.2} GiB, \
+             CUDA-graph reserve {:.2} GiB); KV {:.2} GiB = {} pages = {} tokens at {per_token} B/token",
             now.total_bytes as f64 / GIB,
             budget as f64 / GIB,
             after_weights.used_bytes() as f64 / GIB,
             now.used_bytes() as f64 / GIB,
             (pool.cached_bytes + pool.live_bytes) as f64 / GIB,
+            graph_reserve as f64 / GIB,
             (tokens * per_token) as f64 / GIB,
             num_blocks - 1,
             (num_blocks - 1) * BLOCK_TOKENS,

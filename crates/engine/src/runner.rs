@@ -11,6 +11,10 @@
 //! captured by the model during the forward; [`ModelRunner::take_captured`] drains them.
 //! Attention-only models pass no state and get exactly the old batches (`state_slots` empty).
 //!
+//! With [`ModelRunner::enable_step_graphs`], plain decode steps replay CUDA graphs
+//! (`step_graphs`): their logits have one row per sequence plus padding rows at the end, which
+//! no caller reads (rows are taken by position, sequence `i` in row `i`).
+//!
 //! [`ModelRunner::execute_sampled`] is the GPU path: sequences given [`DeviceSampling`] get their
 //! next token sampled on the logits' device (only ids come back); the others get logits rows as
 //! from [`ModelRunner::execute`].
@@ -82,6 +86,9 @@ pub struct PageCopy {
 pub struct ModelRunner {
     model: Box<dyn Model>,
     cache: ModelCache,
+    /// CUDA graphs of decode steps, when enabled ([`ModelRunner::enable_step_graphs`]).
+    #[cfg(feature = "cuda")]
+    graphs: Option<crate::step_graphs::StepGraphs>,
 }
 
 impl ModelRunner {
@@ -96,7 +103,43 @@ impl ModelRunner {
         num_state_slots: usize,
     ) -> Self {
         let cache = ModelCache::with_state_slots(&model.info().cache, num_blocks, num_state_slots);
-        Self { model, cache }
+        Self {
+            model,
+            cache,
+            #[cfg(feature = "cuda")]
+            graphs: None,
+        }
+    }
+
+    /// Replays plain decode steps of up to `max_batch` sequences as CUDA graphs on GPU
+    /// `ordinal` (see `step_graphs`). Only attention-only models qualify: returns whether graphs
+    /// are now on.
+    #[cfg(feature = "cuda")]
+    pub fn enable_step_graphs(
+        &mut self,
+        ordinal: usize,
+        max_batch: usize,
+    ) -> Result<bool, EngineError> {
+        let attention_only = self
+            .model
+            .info()
+            .cache
+            .layers
+            .iter()
+            .all(|l| matches!(l, arle_models::LayerCacheSpec::Attention { .. }));
+        if attention_only {
+            self.graphs = Some(crate::step_graphs::StepGraphs::new(ordinal, max_batch)?);
+        }
+        Ok(attention_only)
+    }
+
+    /// Number of captured decode graphs (0 when graphs are off).
+    pub fn step_graph_count(&self) -> usize {
+        #[cfg(feature = "cuda")]
+        if let Some(g) = &self.graphs {
+            return g.len();
+        }
+        0
     }
 
     /// Snapshots captured by the latest `execute`, tagged with the sequence's index in it.
@@ -111,6 +154,10 @@ impl ModelRunner {
     /// Replaces the cache with an empty one of `num_blocks` pages (and `num_state_slots` slots);
     /// the old pages are freed first. Used once at start, after memory profiling.
     pub fn resize_cache(&mut self, num_blocks: usize, num_state_slots: usize) {
+        #[cfg(feature = "cuda")]
+        if let Some(g) = self.graphs.as_mut() {
+            g.clear(); // they point into the old pages
+        }
         self.cache = ModelCache::with_state_slots(&self.model.info().cache, 1, 0);
         self.cache =
             ModelCache::with_state_slots(&self.model.info().cache, num_blocks, num_state_slots);
@@ -195,6 +242,12 @@ impl ModelRunner {
                 self.prepare_state(s.start_position, state)?;
             }
         }
+        #[cfg(feature = "cuda")]
+        if let Some(graphs) = self.graphs.as_mut() {
+            if let Some(logits) = graphs.run(self.model.as_ref(), &mut self.cache, seqs)? {
+                return Ok(Some(logits));
+            }
+        }
         let batch = build_batch(seqs)?;
         Ok(Some(self.model.forward(&batch, &mut self.cache, None)?))
     }
@@ -234,7 +287,7 @@ impl ModelRunner {
 }
 
 /// Concatenates the sequences into one batch (spans tile the token rows in order).
-fn build_batch(seqs: &[SeqStep<'_>]) -> Result<ForwardBatch, EngineError> {
+pub(crate) fn build_batch(seqs: &[SeqStep<'_>]) -> Result<ForwardBatch, EngineError> {
     let mut batch = ForwardBatch::default();
     let mut meta = AttentionMeta::default();
     for s in seqs {

@@ -243,6 +243,12 @@ fn render_engine(out: &mut String, s: &EngineStats) {
         "Engine scheduling steps.",
         s.steps_total,
     );
+    gauge(
+        out,
+        "arle_cuda_graphs",
+        "Decode step shapes captured as CUDA graphs.",
+        s.cuda_graphs,
+    );
 }
 
 #[cfg(test)]

@@ -19,9 +19,9 @@ use half::bf16;
 
 use super::meta_cache::cached_i32;
 use super::ops::gpu_of;
-use super::{cuda_err, placement, to_i32s, CudaBackend, GpuData, GpuHandle, GpuKv};
+use super::{cuda_err, placement, CudaBackend, GpuData, GpuHandle, GpuKv};
 use crate::error::shape_err;
-use crate::ops::{AttentionMeta, SeqSpan};
+use crate::ops::{AttentionMeta, SeqSpan, PAD_SLOT};
 use crate::{KvLayer, Result, Tensor, TensorError, KV_BLOCK_TOKENS};
 
 fn cache_shape(cache: &KvLayer) -> KvCacheShape {
@@ -60,7 +60,8 @@ fn device_kv<'a>(cache: &'a mut KvLayer, backend: &Arc<CudaBackend>) -> Result<&
     })
 }
 
-/// Writes k, v (`[n, num_kv_heads, head_dim]`, bf16 on a GPU) into their slots.
+/// Writes k, v (`[n, num_kv_heads, head_dim]`, bf16 on a GPU) into their slots ([`PAD_SLOT`]
+/// rows are skipped).
 pub fn kv_append(cache: &mut KvLayer, k: &Tensor, v: &Tensor, slot_mapping: &[u32]) -> Result<()> {
     const OP: &str = "kv_append";
     let n = slot_mapping.len();
@@ -69,7 +70,10 @@ pub fn kv_append(cache: &mut KvLayer, k: &Tensor, v: &Tensor, slot_mapping: &[u3
         return shape_err(OP, detail);
     }
     let capacity = cache.num_blocks * KV_BLOCK_TOKENS;
-    if let Some(&slot) = slot_mapping.iter().find(|&&s| s as usize >= capacity) {
+    if let Some(&slot) = slot_mapping
+        .iter()
+        .find(|&&s| s != PAD_SLOT && s as usize >= capacity)
+    {
         return Err(TensorError::Invalid {
             op: OP,
             detail: format!("slot {slot} >= capacity {capacity}"),
@@ -84,7 +88,7 @@ pub fn kv_append(cache: &mut KvLayer, k: &Tensor, v: &Tensor, slot_mapping: &[u3
     let shape = cache_shape(cache);
     let width = cache.slot_stride();
     // Every layer appends at the same slots: uploaded once per step.
-    let slots = cached_i32(&backend, "kv_append.slots", &to_i32s(OP, slot_mapping)?)?;
+    let slots = cached_i32(&backend, "kv_append.slots", &slots_i32(slot_mapping)?)?;
     let kv = device_kv(cache, &backend)?;
     kattn::paged_kv_append(
         backend.runtime(),
@@ -209,13 +213,8 @@ pub fn paged_attention(
         // Rows no span covers stay zero, as on the CPU.
         backend.pool().alloc_zeros::<bf16>(n * width)?
     };
-    let max_pages = meta
-        .seqs
-        .iter()
-        .map(|s| s.context_len.div_ceil(KV_BLOCK_TOKENS))
-        .max()
-        .unwrap_or(0)
-        .max(1);
+    // A step graph fixes the block-table width (`pad_pages`) for every step it replays.
+    let max_pages = launch_pages(meta, backend.graph_pad_pages());
     let shape = |rows: usize| AttentionShape {
         n_seqs: rows,
         n_heads: num_heads,
@@ -257,15 +256,9 @@ pub fn paged_attention(
             cache_shape(cache),
         )?;
     } else {
-        // One row per query token (decode: one per sequence, in order).
-        let mut lm = LaunchMeta::new(n, max_pages);
-        for s in &meta.seqs {
-            for i in 0..s.query_len {
-                let visible = s.context_len - s.query_len + i + 1;
-                lm.set(s.query_start + i, &s.block_table, visible)?;
-            }
-        }
+        let lm = query_rows_meta(meta, n, max_pages)?;
         let max_context = lm.seq_lens().iter().copied().max().unwrap_or(0).max(1) as usize;
+        let max_context = max_context.max(max_pages * KV_BLOCK_TOKENS);
         decode(
             &backend,
             qs,
@@ -279,6 +272,56 @@ pub fn paged_attention(
     }
     let handle = GpuHandle::new(backend, GpuData::Bf16(out));
     Ok(Tensor::from_gpu(vec![n, width], handle))
+}
+
+/// Block-table width of a launch: the longest sequence's pages, at least `pad_pages` and 1.
+fn launch_pages(meta: &AttentionMeta, pad_pages: usize) -> usize {
+    meta.seqs
+        .iter()
+        .map(|s| s.context_len.div_ceil(KV_BLOCK_TOKENS))
+        .max()
+        .unwrap_or(0)
+        .max(pad_pages)
+        .max(1)
+}
+
+/// One row per query token (decode: one per sequence, in order) with its causal length.
+fn query_rows_meta(meta: &AttentionMeta, n: usize, max_pages: usize) -> Result<LaunchMeta> {
+    let mut lm = LaunchMeta::new(n, max_pages);
+    for s in &meta.seqs {
+        for i in 0..s.query_len {
+            let visible = s.context_len - s.query_len + i + 1;
+            lm.set(s.query_start + i, &s.block_table, visible)?;
+        }
+    }
+    Ok(lm)
+}
+
+/// The `paged_attention.decode` upload of an `n`-token decode step with block tables
+/// `pad_pages` wide (what a step graph feeds at replay; spans are validated here too).
+pub(crate) fn decode_launch_meta(
+    meta: &AttentionMeta,
+    n: usize,
+    pad_pages: usize,
+) -> Result<Vec<i32>> {
+    for s in &meta.seqs {
+        validate_span(s, n, usize::MAX)?;
+    }
+    Ok(query_rows_meta(meta, n, launch_pages(meta, pad_pages))?.data)
+}
+
+/// The `kv_append.slots` upload: slot ids as i32, [`PAD_SLOT`] (padding rows) as -1.
+pub(crate) fn slots_i32(slot_mapping: &[u32]) -> Result<Vec<i32>> {
+    slot_mapping
+        .iter()
+        .map(|&s| match s {
+            PAD_SLOT => Ok(-1),
+            s => i32::try_from(s).map_err(|_| TensorError::Invalid {
+                op: "kv_append",
+                detail: format!("slot {s} exceeds i32"),
+            }),
+        })
+        .collect()
 }
 
 /// The tiled prefill kernel reads query rows `cu_q_lens[s]..cu_q_lens[s+1]`: spans must be in

@@ -12,7 +12,7 @@
 //! (`meta_cache`), so a decode layer costs kernel launches only.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use arle_kernels::cudarc::cublas::CudaBlas;
@@ -24,6 +24,7 @@ use arle_kernels::{KernelCache, KernelRuntime, KernelSource, NvrtcToolchain};
 
 use super::cuda_err;
 use super::gemm_plan::LtPlans;
+use super::graph::GraphSession;
 use super::meta_cache::MetaCache;
 use super::pool::BufferPool;
 use crate::{Result, TensorError};
@@ -64,6 +65,10 @@ pub struct CudaBackend {
     decode: Mutex<Option<DecodeScratch>>,
     pool: Arc<BufferPool>,
     deterministic: AtomicBool,
+    /// The step graph being recorded or captured, if any (see `graph`).
+    graph_session: Mutex<Option<GraphSession>>,
+    /// Bumped whenever the decode workspace is reallocated (captured graphs point into it).
+    workspace_generation: AtomicU64,
 }
 
 impl std::fmt::Debug for CudaBackend {
@@ -133,6 +138,8 @@ impl CudaBackend {
             decode: Mutex::new(None),
             pool,
             deterministic: AtomicBool::new(false),
+            graph_session: Mutex::new(None),
+            workspace_generation: AtomicU64::new(0),
         })
     }
 
@@ -191,6 +198,33 @@ impl CudaBackend {
         self.deterministic.load(Ordering::Relaxed)
     }
 
+    /// Replaces the active graph session (see `graph`), returning the previous one.
+    pub(crate) fn set_graph_session(&self, session: Option<GraphSession>) -> Option<GraphSession> {
+        match self.graph_session.lock() {
+            Ok(mut g) => std::mem::replace(&mut *g, session),
+            Err(p) => std::mem::replace(&mut *p.into_inner(), session),
+        }
+    }
+
+    /// Runs `f` on the active graph session; `None` when no step graph is being made.
+    pub(crate) fn with_graph_session<R>(
+        &self,
+        f: impl FnOnce(&mut GraphSession) -> R,
+    ) -> Option<R> {
+        let mut guard = self.graph_session.lock().ok()?;
+        guard.as_mut().map(f)
+    }
+
+    /// Block-table width a step graph fixes for decode attention (0 outside a graph session).
+    pub(crate) fn graph_pad_pages(&self) -> usize {
+        self.with_graph_session(|s| s.pad_pages).unwrap_or(0)
+    }
+
+    /// Generation of the decode workspace (changes when it is reallocated).
+    pub fn workspace_generation(&self) -> u64 {
+        self.workspace_generation.load(Ordering::SeqCst)
+    }
+
     /// Waits for every enqueued op (before a host read).
     pub fn synchronize(&self) -> Result<()> {
         self.stream()
@@ -233,6 +267,7 @@ impl CudaBackend {
             let seqs = max_seqs.max(old_seqs);
             let ctx = max_context.max(old_ctx).max(DECODE_PART_TOKENS);
             *guard = None; // free the old scratch before allocating the new one
+            self.workspace_generation.fetch_add(1, Ordering::SeqCst);
             let ws = DecodeWorkspace::new(
                 self.stream(),
                 seqs,

@@ -7,6 +7,9 @@
 //! buffer, and hands the buffer out again while the host values compare equal. A new step's
 //! values differ (positions advance), so its first layer uploads once and the rest reuse.
 //!
+//! While a step graph is recorded or captured, uploads go to the graph's static buffers instead
+//! (`graph::GraphSession`).
+//!
 //! Invariants: a hit is decided by comparing the full host contents, never by address, so a
 //! reused buffer always holds exactly the values asked for; a replaced buffer returns to the
 //! backend's pool, and since all work is on the backend's single stream, the kernels that read
@@ -53,6 +56,9 @@ pub(crate) fn cached_i32(
     tag: &'static str,
     values: &[i32],
 ) -> Result<Arc<PoolSlice<i32>>> {
+    if let Some(r) = backend.with_graph_session(|g| g.i32_input(backend, tag, values)) {
+        return r; // a step graph's static input (see `graph`)
+    }
     let cache = backend.meta_cache();
     let mut map = cache.i32s.lock().map_err(|_| poisoned())?;
     if let Some((host, dev)) = map.get(tag) {
@@ -74,6 +80,9 @@ pub(crate) fn cached_f32(
     tag: &'static str,
     values: &[f32],
 ) -> Result<Arc<PoolSlice<f32>>> {
+    if let Some(r) = backend.with_graph_session(|g| g.f32_input(backend, tag, values)) {
+        return r; // a step graph's static input (see `graph`)
+    }
     let cache = backend.meta_cache();
     let mut map = cache.f32s.lock().map_err(|_| poisoned())?;
     let same = |host: &[u32]| {

@@ -16,6 +16,7 @@
 pub mod attention;
 mod backend;
 mod gemm_plan;
+pub mod graph;
 pub mod hybrid;
 mod hybrid_state;
 pub mod memory;
@@ -29,6 +30,7 @@ pub mod step_timing;
 mod storage;
 
 pub use backend::{backend, CudaBackend};
+pub use graph::{decode_step_inputs, StepGraph};
 pub use memory::{memory_info, pool_stats, MemoryInfo};
 pub use pool::{BufferPool, PoolStats};
 pub use sampling::{sample_rows, GpuSampleRow};

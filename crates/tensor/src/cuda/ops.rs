@@ -71,7 +71,8 @@ pub fn embedding(table: &Weight, ids: &[u32]) -> Result<Tensor> {
     }
     let w = weight_of(OP, table)?;
     let backend = &w.backend;
-    let ids_dev = upload_i32_pooled(backend, &to_i32s(OP, ids)?)?;
+    // Tagged like the other per-step metadata so a step graph can feed it (see `graph`).
+    let ids_dev = cached_i32(backend, "embedding.ids", &to_i32s(OP, ids)?)?;
     let mut out = alloc::<bf16>(backend, ids.len() * hidden)?;
     basic::embedding(
         backend.runtime(),

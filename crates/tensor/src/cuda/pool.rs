@@ -7,8 +7,14 @@
 //! ([`super::GpuHandle`]'s tensor, or a [`PoolSlice`]). A request whose bucket list is empty is a
 //! *miss*: one driver allocation of the bucket size, counted in [`PoolStats::misses`].
 //!
-//! Invariants: the pool only takes back pointers it handed out (it records each live pointer and
-//! its bucket); anything else is freed as usual. All work is on the backend's single stream, so a
+//! Two families of free lists: the *eager* lists, and the *graph* lists used while a step graph is
+//! recorded or captured (`super::graph`). Every CUDA graph reuses the graph lists' buffers for
+//! its intermediates, so all graphs share one footprint (they never run concurrently), while
+//! eager work never touches a buffer a graph writes. A buffer always returns to the family it
+//! came from.
+//!
+//! Invariants: the pool only takes back pointers it handed out (it records each live pointer, its
+//! bucket and family); anything else is freed as usual. All work is on the backend's single stream, so a
 //! buffer handed out again is only touched after every earlier use of it (stream order); no
 //! synchronisation is needed. On out-of-memory the cached buffers are freed and the allocation is
 //! retried once.
@@ -16,7 +22,7 @@
 use std::collections::HashMap;
 use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arle_kernels::cudarc::driver::{sys::CUdeviceptr, CudaSlice, CudaStream, DeviceRepr};
@@ -40,10 +46,17 @@ pub struct PoolStats {
     pub foreign_frees: u64,
 }
 
+/// Which free lists a buffer belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Family {
+    Eager,
+    Graph,
+}
+
 #[derive(Debug, Default)]
 struct Lists {
-    free: HashMap<usize, Vec<CUdeviceptr>>,
-    live: HashMap<CUdeviceptr, usize>,
+    free: HashMap<(Family, usize), Vec<CUdeviceptr>>,
+    live: HashMap<CUdeviceptr, (Family, usize)>,
     cached_bytes: usize,
     live_bytes: usize,
 }
@@ -56,6 +69,10 @@ pub struct BufferPool {
     hits: AtomicU64,
     misses: AtomicU64,
     foreign_frees: AtomicU64,
+    /// Allocations go to the graph lists (a step graph is being recorded or captured).
+    graph_mode: AtomicBool,
+    /// A stream capture is under way: a miss (a driver allocation) would be captured, so it fails.
+    capturing: AtomicBool,
 }
 
 /// The bucket of a request of `bytes`: rounded up to 1/8 of its power of two, at least 256.
@@ -73,6 +90,26 @@ impl BufferPool {
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             foreign_frees: AtomicU64::new(0),
+            graph_mode: AtomicBool::new(false),
+            capturing: AtomicBool::new(false),
+        }
+    }
+
+    /// Marks a stream capture as under way (misses fail instead of allocating).
+    pub(crate) fn set_capturing(&self, on: bool) {
+        self.capturing.store(on, Ordering::SeqCst);
+    }
+
+    /// Routes allocations to the graph lists (`on`) or back to the eager lists.
+    pub(crate) fn set_graph_mode(&self, on: bool) {
+        self.graph_mode.store(on, Ordering::SeqCst);
+    }
+
+    fn family(&self) -> Family {
+        if self.graph_mode.load(Ordering::SeqCst) {
+            Family::Graph
+        } else {
+            Family::Eager
         }
     }
 
@@ -87,14 +124,26 @@ impl BufferPool {
     /// # Safety
     /// The caller writes every value before reading it.
     pub(crate) unsafe fn alloc<T: DeviceRepr>(&self, n: usize) -> Result<CudaSlice<T>> {
+        unsafe { self.alloc_in(self.family(), n) }
+    }
+
+    /// [`BufferPool::alloc`] from the given family's lists.
+    ///
+    /// # Safety
+    /// As [`BufferPool::alloc`].
+    pub(crate) unsafe fn alloc_in<T: DeviceRepr>(
+        &self,
+        family: Family,
+        n: usize,
+    ) -> Result<CudaSlice<T>> {
         let bucket = bucket_bytes(n * std::mem::size_of::<T>());
         let reused = {
             let mut l = self.lists()?;
-            let ptr = l.free.get_mut(&bucket).and_then(Vec::pop);
+            let ptr = l.free.get_mut(&(family, bucket)).and_then(Vec::pop);
             if let Some(ptr) = ptr {
                 l.cached_bytes -= bucket;
                 l.live_bytes += bucket;
-                l.live.insert(ptr, bucket);
+                l.live.insert(ptr, (family, bucket));
             }
             ptr
         };
@@ -102,6 +151,13 @@ impl BufferPool {
             Some(ptr) => {
                 self.hits.fetch_add(1, Ordering::Relaxed);
                 ptr
+            }
+            None if self.capturing.load(Ordering::SeqCst) => {
+                return Err(TensorError::Cuda {
+                    detail: format!(
+                        "graph capture needs a {bucket}-byte buffer its recording run did not use"
+                    ),
+                });
             }
             None => {
                 self.misses.fetch_add(1, Ordering::Relaxed);
@@ -116,7 +172,7 @@ impl BufferPool {
                 let ptr = raw.leak();
                 let mut l = self.lists()?;
                 l.live_bytes += bucket;
-                l.live.insert(ptr, bucket);
+                l.live.insert(ptr, (family, bucket));
                 ptr
             }
         };
@@ -144,10 +200,10 @@ impl BufferPool {
         let ptr = slice.leak();
         let mut foreign = true;
         if let Ok(mut l) = self.lists.lock() {
-            if let Some(bucket) = l.live.remove(&ptr) {
+            if let Some((family, bucket)) = l.live.remove(&ptr) {
                 l.live_bytes -= bucket;
                 l.cached_bytes += bucket;
-                l.free.entry(bucket).or_default().push(ptr);
+                l.free.entry((family, bucket)).or_default().push(ptr);
                 foreign = false;
             }
         }
@@ -159,12 +215,24 @@ impl BufferPool {
         }
     }
 
-    /// Frees every cached buffer (e.g. before a large allocation outside the pool).
+    /// Frees every cached eager buffer (e.g. before a large allocation outside the pool). The
+    /// graph lists stay: captured graphs keep using their buffers.
     pub fn release_cached(&self) -> Result<()> {
         let ptrs: Vec<CUdeviceptr> = {
             let mut l = self.lists()?;
-            l.cached_bytes = 0;
-            l.free.drain().flat_map(|(_, v)| v).collect()
+            let eager: Vec<(Family, usize)> = l
+                .free
+                .keys()
+                .copied()
+                .filter(|(f, _)| *f == Family::Eager)
+                .collect();
+            let mut ptrs = Vec::new();
+            for key in eager {
+                let list = l.free.remove(&key).unwrap_or_default();
+                l.cached_bytes -= key.1 * list.len();
+                ptrs.extend(list);
+            }
+            ptrs
         };
         for ptr in ptrs {
             // SAFETY: cached pointers are pool-owned allocations no one else references.

@@ -59,6 +59,9 @@ pub struct StepTimer {
 
 /// A timer for a forward over `tokens` tokens, when `ARLE_STEP_TIMING` is set.
 pub fn start(tokens: usize) -> Option<StepTimer> {
+    if super::graph::session_active() {
+        return None; // a step being captured must not synchronise
+    }
     every().map(|_| StepTimer {
         start: Instant::now(),
         tokens,

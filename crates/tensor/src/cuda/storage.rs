@@ -29,7 +29,7 @@ pub enum GpuData {
 
 impl GpuData {
     /// A device copy in a pooled buffer.
-    fn try_clone(&self, backend: &CudaBackend) -> Result<Self> {
+    pub(crate) fn try_clone(&self, backend: &CudaBackend) -> Result<Self> {
         fn copy<T: arle_kernels::cudarc::driver::DeviceRepr>(
             backend: &CudaBackend,
             s: &CudaSlice<T>,

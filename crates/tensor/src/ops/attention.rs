@@ -34,7 +34,11 @@ pub struct AttentionMeta {
     pub slot_mapping: Vec<u32>,
 }
 
-/// Writes k, v (`[n, num_kv_heads, head_dim]`) into their slots.
+/// A slot-mapping entry that writes nothing: the padding rows of a batch padded to a fixed size
+/// (CUDA step graphs) attend over one page but leave the cache untouched.
+pub const PAD_SLOT: u32 = u32::MAX;
+
+/// Writes k, v (`[n, num_kv_heads, head_dim]`) into their slots ([`PAD_SLOT`] rows are skipped).
 pub fn kv_append(cache: &mut KvLayer, k: &Tensor, v: &Tensor, slot_mapping: &[u32]) -> Result<()> {
     let stride = cache.slot_stride();
     let n = slot_mapping.len();
@@ -48,6 +52,9 @@ pub fn kv_append(cache: &mut KvLayer, k: &Tensor, v: &Tensor, slot_mapping: &[u3
     }
     let capacity = cache.num_blocks * KV_BLOCK_TOKENS;
     for (t, &slot) in slot_mapping.iter().enumerate() {
+        if slot == PAD_SLOT {
+            continue;
+        }
         let slot = slot as usize;
         if slot >= capacity {
             return Err(TensorError::Invalid {

@@ -30,7 +30,7 @@ pub use activation::sigmoid_mul;
 pub use activation::{add_inplace, silu_mul};
 #[cfg(not(feature = "cuda"))]
 pub use attention::{kv_append, paged_attention};
-pub use attention::{AttentionMeta, SeqSpan};
+pub use attention::{AttentionMeta, SeqSpan, PAD_SLOT};
 pub use conv1d::{causal_conv1d_silu, conv_window_after};
 #[cfg(feature = "cuda")]
 pub use dispatch::sparse_moe;
