@@ -17,7 +17,9 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use arle_kernels::cudarc::cublas::CudaBlas;
 use arle_kernels::cudarc::cublaslt::CudaBlasLT;
-use arle_kernels::cudarc::driver::{CudaFunction, CudaStream, LaunchArgs, LaunchConfig};
+use arle_kernels::cudarc::driver::{
+    CudaFunction, CudaSlice, CudaStream, DevicePtr, LaunchArgs, LaunchConfig,
+};
 use arle_kernels::cudarc::nvrtc::Ptx;
 use arle_kernels::ops::attention::DecodeWorkspace;
 use arle_kernels::{KernelCache, KernelRuntime, KernelSource, NvrtcToolchain};
@@ -42,6 +44,9 @@ const EXTRA: KernelSource = KernelSource {
     ],
 };
 
+/// cuBLAS workspace (the f32-output logits GEMM); fixed so that graph capture never allocates.
+const BLAS_WORKSPACE_BYTES: usize = 32 << 20;
+
 /// Keys per split-K partition of decode attention.
 const DECODE_PART_TOKENS: usize = 512;
 
@@ -59,6 +64,8 @@ pub struct CudaBackend {
     rt: KernelRuntime,
     blas_lt: CudaBlasLT,
     blas: CudaBlas,
+    /// cuBLAS's own workspace, set once so that no call allocates (CUDA-graph capture).
+    _blas_workspace: CudaSlice<u8>,
     gemm_plans: LtPlans,
     meta_cache: MetaCache,
     extra: HashMap<&'static str, CudaFunction>,
@@ -125,6 +132,26 @@ impl CudaBackend {
         let blas = CudaBlas::new(rt.stream().clone()).map_err(|e| TensorError::Cuda {
             detail: format!("cuBLAS init: {e:?}"),
         })?;
+        // SAFETY: scratch for cuBLAS; its contents never matter.
+        let blas_workspace = unsafe { rt.stream().alloc::<u8>(BLAS_WORKSPACE_BYTES) }
+            .map_err(cuda_err("cuBLAS workspace"))?;
+        {
+            let (ptr, _record) = blas_workspace.device_ptr(rt.stream());
+            // SAFETY: the buffer outlives the handle's use (both live in this backend) and
+            // holds BLAS_WORKSPACE_BYTES bytes on the handle's stream.
+            let status = unsafe {
+                arle_kernels::cudarc::cublas::sys::cublasSetWorkspace_v2(
+                    *blas.handle(),
+                    ptr as *mut std::ffi::c_void,
+                    BLAS_WORKSPACE_BYTES,
+                )
+            };
+            if status != arle_kernels::cudarc::cublas::sys::cublasStatus_t::CUBLAS_STATUS_SUCCESS {
+                return Err(TensorError::Cuda {
+                    detail: format!("cublasSetWorkspace: {status:?}"),
+                });
+            }
+        }
         let pool = Arc::new(BufferPool::new(rt.stream().clone()));
         let gemm_plans = LtPlans::new(rt.stream())?;
         Ok(Self {
@@ -132,6 +159,7 @@ impl CudaBackend {
             rt,
             blas_lt,
             blas,
+            _blas_workspace: blas_workspace,
             gemm_plans,
             meta_cache: MetaCache::default(),
             extra,
