@@ -5,7 +5,7 @@
 #              cp target/release/arle .gpu/arle && strip .gpu/arle   (carry .gpu)
 # On the GPU machine: bash bench/gpu_bench.sh   (logs and JSON under $OUT)
 # Knobs (env): MODELS (default "llama3.1-8b qwen3-4b qwen3.5-2b"), SECTIONS (default
-# "p1 p2 p3 p4 hf"), P2_N/P2_IN/P2_OUT (ours, default 1000/1000/1000 for the first model, then
+# "p1 p2 p3 p4 hf"; "p1eager" adds P1 without CUDA graphs), P2_N/P2_IN/P2_OUT (ours, default 1000/1000/1000 for the first model, then
 # P2_N_OTHER), P2_SEQS (max-num-seqs, 256), KV_TOKENS (our KV pool, 600000), P4_C ("1 16 64").
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -32,6 +32,11 @@ for m in $models; do
   if want p1; then
     timeout 300 "$bin" bench decode --model "$dir" "${common[@]}" --input-len 128 --output-len 512 \
       --num-iters 3 --hbm-gbps "$hbm" >"$out/$m.p1.json" 2>"$out/$m.p1.log" || echo "$m P1 failed (see $m.p1.log)"
+  fi
+  if want p1eager; then # the same P1 without CUDA graphs (what the graphs buy)
+    timeout 300 "$bin" bench decode --model "$dir" "${common[@]}" --enforce-eager --input-len 128 \
+      --output-len 512 --num-iters 3 --hbm-gbps "$hbm" >"$out/$m.p1eager.json" 2>"$out/$m.p1eager.log" ||
+      echo "$m P1 eager failed (see $m.p1eager.log)"
   fi
   if want p3; then
     timeout 300 "$bin" bench prefill --model "$dir" "${common[@]}" --input-len 4096 --num-iters 3 \
@@ -80,8 +85,11 @@ rows = [("roofline", "HBM copy GB/s", f"{hbm:.0f}" if hbm else "-", "", "", ""),
         ("roofline", "bf16 GEMM TFLOP/s", f"{peak:.0f}" if peak else "-", "", "", "")]
 f = lambda v, p=1: "-" if v is None else f"{v:.{p}f}"
 for m in models:
-    p1, p2, p3, hf = (load(f"{m}.{s}.json") for s in ("p1", "p2", "p3", "hf"))
+    p1, p2, p3, hf, p1e = (load(f"{m}.{s}.json") for s in ("p1", "p2", "p3", "hf", "p1eager"))
     hf = hf or {}
+    if p1e:
+        rows.append((m, "P1 decode tok/s, --enforce-eager", f(p1e.get("roofline_tok_s")),
+                     f(p1e["decode_tok_s"]["median"]), f(p1e.get("roofline_ratio"), 3), ""))
     if p1:
         rows.append((m, "P1 decode tok/s", f(p1.get("roofline_tok_s")), f(p1["decode_tok_s"]["median"]),
                      f(p1.get("roofline_ratio"), 3), f(hf.get("p1_decode_tok_s"))))
