@@ -186,15 +186,26 @@ impl Tensor {
                 format!("row {r} out of {}", self.shape[0]),
             );
         }
+        let every_row =
+            rows.len() == self.shape[0] && rows.iter().enumerate().all(|(i, &r)| i == r);
         #[cfg(feature = "cuda")]
         if let Some(g) = &self.gpu {
             if let crate::cuda::GpuData::Bf16(_) = g.data() {
+                if every_row {
+                    // Decode steps: share the buffer (no upload, no launch; a captured step
+                    // graph cannot upload).
+                    return Ok(self.clone());
+                }
                 return crate::cuda::ops::gather_rows(g, rows, cols);
             }
         }
         let mut out = Vec::with_capacity(rows.len() * cols);
-        for &r in rows {
-            out.extend_from_slice(self.row(r));
+        if every_row {
+            out.extend_from_slice(self.data());
+        } else {
+            for &r in rows {
+                out.extend_from_slice(self.row(r));
+            }
         }
         Tensor::from_vec(vec![rows.len(), cols], out)
     }
