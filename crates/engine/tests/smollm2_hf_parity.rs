@@ -4,7 +4,8 @@
 //! - our chat template + tokenizer produce exactly HF's prompt text and prompt ids;
 //! - engine greedy decoding picks HF's tokens up to and including the first step whose HF
 //!   top-2 logit margin is below [`NEAR_TIE_MARGIN`] (past a near-tie, activation rounding
-//!   legitimately decides the argmax, and the continuations diverge);
+//!   legitimately decides the argmax, and the continuations diverge); on a GPU (bf16) that
+//!   near-tie step itself may take HF's runner-up;
 //! - at those compared steps, our top-5 logprob gaps to the best token match HF's logit gaps.
 #![allow(clippy::unwrap_used)]
 
@@ -96,10 +97,18 @@ fn greedy_generation_matches_transformers() {
         let mut compared = 0;
         for (i, step) in steps.iter().enumerate() {
             let got = ours.token_ids.get(i).copied();
-            assert_eq!(
-                got,
-                Some(hf_ids[i]),
-                "{name}: step {i} (HF margin {:.3}); ours {:?} vs HF {:?}",
+            let near_tie = step["margin"].as_f64().unwrap() < NEAR_TIE_MARGIN;
+            // bf16 (GPU) moves logit gaps by up to ~0.2: at a near-tie step HF's runner-up is
+            // as legitimate a greedy pick as its top token. Every step before it must match.
+            let allowed = if near_tie && engine_common::on_gpu() {
+                u32s(&step["top_ids"])[..2].to_vec()
+            } else {
+                vec![hf_ids[i]]
+            };
+            assert!(
+                got.is_some_and(|g| allowed.contains(&g)),
+                "{name}: step {i} (HF margin {:.3}): ours {got:?} not in {allowed:?}; ours {:?} vs \
+                 HF {:?}",
                 step["margin"].as_f64().unwrap(),
                 ours.token_ids,
                 hf_ids

@@ -49,7 +49,8 @@ impl KernelRuntime {
             major: major as u32,
             minor: minor as u32,
         };
-        let stream = ctx.default_stream();
+        // A stream of our own: the legacy default stream cannot be captured into a CUDA graph.
+        let stream = ctx.new_stream().map_err(driver("creating a stream"))?;
         let mut functions = HashMap::new();
         let mut compiled_sources = 0;
         for source in ALL_SOURCES {

@@ -319,10 +319,11 @@ impl CudaBackend {
             self.pool().set_graph_mode(true);
             self.pool().set_capturing(true);
             let stream = self.stream();
-            stream
-                .begin_capture(CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL)
-                .map_err(cuda_err("begin graph capture"))
-                .map_err(E::from)?;
+            let begun =
+                stream.begin_capture(CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL);
+            if let Err(e) = begun {
+                return Ok((logits_out, Err(format!("begin capture: {e:?}"))));
+            }
             let run = forward();
             // Always end the capture, even after a failed forward, so the stream is usable.
             let graph = stream.end_capture(CUgraphInstantiate_flags(0));
