@@ -162,9 +162,10 @@ fn assert_logit_gaps(name: &str, step: usize, hf: &Value, ours: &arle_engine::To
     );
     for (k, (&id, &hf_logit)) in hf_ids.iter().zip(&hf_logits).enumerate().skip(1) {
         let Some(&(_, our_lp)) = ours.top.iter().find(|(t, _)| *t == id) else {
-            // A near-equal neighbour may swap in or out of the top 5 at rank 5.
+            // A near-equal neighbour may swap in or out of the top 5 at rank 5: HF's id may be
+            // missing only when its logit is within the gap tolerance of HF's 5th.
             assert!(
-                k == 4,
+                k == 4 || hf_logit - hf_logits[4] <= gap_tolerance(),
                 "{name}: step {step}: HF rank-{k} id {id} not in our top 5"
             );
             continue;

@@ -342,13 +342,17 @@ pub fn hybrid_goldens_on_gpu(model: &str) {
             &single(&ids[b..], b, &resumed_table, 1, &[], true),
         );
         let case = format!("resume at {b}");
-        check(
-            model,
-            &case,
-            &resumed,
-            &golden.rows("logits.full", b..t),
-            vocab,
-        );
+        // On a stress fixture the HF gate is statistical over a whole pass (see `check`); the
+        // resumed rows are then tied to it by being bit-identical to the uninterrupted pass's.
+        if hf_bf16_noise(model).0 <= MAX_ABS {
+            check(
+                model,
+                &case,
+                &resumed,
+                &golden.rows("logits.full", b..t),
+                vocab,
+            );
+        }
         let d = max_abs_diff(&resumed, &full[b * vocab..]);
         println!(
             "GOLDEN {model:<7} {:<28} max-abs {d:.3e}",
