@@ -111,7 +111,7 @@ pub(crate) fn grid(grid: (u32, u32, u32), block: u32, smem_bytes: u32) -> Launch
 
 /// Launches kernel `$name` on the runtime's stream with the listed arguments (references).
 macro_rules! launch_kernel {
-    ($rt:expr, $name:literal, $cfg:expr, [$($arg:expr),* $(,)?]) => {{
+    ($rt:expr, $name:expr, $cfg:expr, [$($arg:expr),* $(,)?]) => {{
         let func = $rt.function($name)?;
         #[allow(unused_imports)]
         use cudarc::driver::PushKernelArg as _;

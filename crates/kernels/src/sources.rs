@@ -41,6 +41,7 @@ pub const RMS_NORM: KernelSource = source!(
 );
 pub const ROPE: KernelSource = source!("rope", ["rope_neox_bf16"]);
 pub const SILU_MUL: KernelSource = source!("silu_mul", ["silu_mul_bf16"]);
+pub const GEMV: KernelSource = source!("gemv", ["gemv_bf16", "gemv_bf16_f32out"]);
 pub const PAGED_KV: KernelSource = source!("paged_kv", ["paged_kv_append_bf16"]);
 pub const PAGED_ATTENTION_DECODE: KernelSource = source!(
     "paged_attention_decode",
@@ -83,6 +84,7 @@ pub const ALL_SOURCES: &[KernelSource] = &[
     RMS_NORM,
     ROPE,
     SILU_MUL,
+    GEMV,
     PAGED_KV,
     PAGED_ATTENTION_DECODE,
     PAGED_ATTENTION_PREFILL,

@@ -23,6 +23,7 @@ fn gpu_op_parity() {
     );
     gpu_ops_misc::elementwise(&mut ctx);
     gpu_ops_misc::norms(&mut ctx);
+    gpu_ops_misc::gemv(&mut ctx);
     gpu_ops_attention::kv_append(&mut ctx);
     gpu_ops_attention::decode(&mut ctx, 2, &[1, 17, 33, 5000], 512, "split-K, long ctx");
     gpu_ops_attention::decode(&mut ctx, 8, &[16, 31, 7], 8192, "1 partition, MHA");

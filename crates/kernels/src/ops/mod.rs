@@ -7,6 +7,7 @@
 pub mod attention;
 pub mod basic;
 pub mod gdn_chunked;
+pub mod gemv;
 pub mod linear_attn;
 pub mod moe;
 pub mod norm;

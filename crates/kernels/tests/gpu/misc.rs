@@ -498,3 +498,95 @@ pub fn linear_attention(ctx: &mut Ctx) {
         1e-8,
     );
 }
+
+/// The decode-step GEMV against an f64 CPU reference (bf16 and f32 outputs, with and without
+/// bias, 1..=8 rows, N not a multiple of the block), and batch invariance: every row of an
+/// 8-row call equals the same row computed alone, bit for bit.
+pub fn gemv(ctx: &mut Ctx) {
+    use arle_kernels::ops::gemv::{gemv, GemvShape};
+    let (n_out, k) = (301, 1048);
+    let (w, wb) = ctx.bf16_data(n_out * k, 0.05);
+    let (bias, bb) = ctx.bf16_data(n_out, 1.0);
+    let (dw, db) = (ctx.up(&wb), ctx.up(&bb));
+    let reference = |x: &[f32], rows: usize, with_bias: bool| -> Vec<f32> {
+        (0..rows * n_out)
+            .map(|i| {
+                let (r, o) = (i / n_out, i % n_out);
+                let dot: f64 = (0..k)
+                    .map(|c| x[r * k + c] as f64 * w[o * k + c] as f64)
+                    .sum();
+                (dot + if with_bias { bias[o] as f64 } else { 0.0 }) as f32
+            })
+            .collect()
+    };
+    let mut alone_rows: Vec<Vec<f32>> = Vec::new();
+    for rows in [1usize, 3, 8] {
+        let (x, xb) = ctx.bf16_data(rows * k, 1.0);
+        let dx = ctx.up(&xb);
+        let shape = GemvShape {
+            n_rows: rows,
+            n_out,
+            k,
+        };
+        let mut y = ctx.poisoned_bf16(rows * n_out);
+        gemv(
+            &ctx.rt,
+            &dx.as_view(),
+            &dw.as_view(),
+            Some(&db.as_view()),
+            &mut y.as_view_mut(),
+            shape,
+        )
+        .expect("gemv bf16");
+        let want: Vec<f32> = reference(&x, rows, true)
+            .iter()
+            .map(|&v| round_bf(v))
+            .collect();
+        ctx.check(
+            "gemv",
+            &format!("{rows} rows, bias, bf16 out"),
+            &ctx.down_bf16(&y),
+            &want,
+            1e-5,
+        );
+        let mut yf = ctx.poisoned_f32(rows * n_out);
+        gemv(
+            &ctx.rt,
+            &dx.as_view(),
+            &dw.as_view(),
+            None,
+            &mut yf.as_view_mut(),
+            shape,
+        )
+        .expect("gemv f32");
+        let got = ctx.down(&yf);
+        ctx.check(
+            "gemv",
+            &format!("{rows} rows, f32 out"),
+            &got,
+            &reference(&x, rows, false),
+            1e-8,
+        );
+        if rows == 8 {
+            // Row 5 alone must give the same bits as row 5 of the 8-row call.
+            let dx5 = ctx.up(&xb[5 * k..6 * k]);
+            let mut y5 = ctx.poisoned_f32(n_out);
+            let one = GemvShape { n_rows: 1, ..shape };
+            gemv(
+                &ctx.rt,
+                &dx5.as_view(),
+                &dw.as_view(),
+                None,
+                &mut y5.as_view_mut(),
+                one,
+            )
+            .expect("gemv alone");
+            alone_rows.push(ctx.down(&y5));
+            let same = alone_rows[0]
+                .iter()
+                .zip(&got[5 * n_out..6 * n_out])
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+            ctx.property("gemv", "row alone == row in an 8-row call (bits)", same);
+        }
+    }
+}

@@ -14,7 +14,7 @@ use std::ffi::c_void;
 
 use arle_kernels::cudarc::cublas::{result as cublas_result, sys as cublas_sys};
 use arle_kernels::cudarc::driver::{CudaSlice, DevicePtr, DevicePtrMut, PushKernelArg};
-use arle_kernels::ops::{basic, norm};
+use arle_kernels::ops::{basic, gemv, norm};
 use half::bf16;
 
 use super::backend::grid_for;
@@ -110,6 +110,46 @@ pub fn linear(x: &Tensor, w: &Weight, bias: Option<&Weight>) -> Result<Tensor> {
         })
     };
     let (mi, ni, ki) = (dims(m)?, dims(n)?, dims(k)?);
+    // Decode steps (a few rows): our GEMV streams the weight once at close to HBM bandwidth.
+    // Its rows are batch-invariant too, but deterministic mode keeps one GEMM path for every
+    // batch size.
+    let shape = gemv::GemvShape {
+        n_rows: n,
+        n_out: m,
+        k,
+    };
+    let use_gemv = !backend.deterministic()
+        && gemv::gemv_supported(backend.runtime(), shape, &xs.as_view(), &wg.data.as_view());
+    if use_gemv {
+        let bias_dev = bias
+            .map(|b| weight_of(OP, b).map(|g| g.data.as_view()))
+            .transpose()?;
+        if wg.f32_output {
+            let mut out = alloc::<f32>(backend, n * m)?;
+            let (x, w) = (xs.as_view(), wg.data.as_view());
+            gemv::gemv(
+                backend.runtime(),
+                &x,
+                &w,
+                bias_dev.as_ref(),
+                &mut out.as_view_mut(),
+                shape,
+            )?;
+            let handle = GpuHandle::new(backend.clone(), GpuData::F32(out));
+            return Ok(Tensor::from_gpu(vec![n, m], handle));
+        }
+        let mut out = alloc::<bf16>(backend, n * m)?;
+        let (x, w) = (xs.as_view(), wg.data.as_view());
+        gemv::gemv(
+            backend.runtime(),
+            &x,
+            &w,
+            bias_dev.as_ref(),
+            &mut out.as_view_mut(),
+            shape,
+        )?;
+        return Ok(bf16_tensor(backend, vec![n, m], out));
+    }
     if wg.f32_output {
         if bias.is_some() {
             return Err(placement(
