@@ -168,7 +168,9 @@ def test_overload_is_429_with_retry_after(make_server, model_id):
     """One running sequence, one waiting slot: a third request is refused."""
     s = make_server(["--max-num-seqs", "1", "--max-waiting-requests", "1"])
     c = s.client()
-    long = dict(model=model_id, messages=MSG, max_tokens=400, stream=True, extra_body={"ignore_eos": True})
+    # Long enough that the first request is still running when the third arrives, even on a GPU
+    # (SmolLM2 decodes ~700 tok/s there); the streams are closed (aborted) at the end.
+    long = dict(model=model_id, messages=MSG, max_tokens=3000, stream=True, extra_body={"ignore_eos": True})
     streams = []
     threads = []
 

@@ -168,9 +168,12 @@ fn warm_decode_loop_makes_no_driver_allocations() {
 
 #[test]
 fn seeded_device_sampling_repeats_alone() {
+    // No prefix reuse: the repeat must be the same computation (a cached prefix changes the
+    // prefill's shape, and the default mode is not batch-invariant).
     let handle = start_gpu(EngineConfig {
         kv_cache_tokens: Some(4096),
         max_model_len: Some(4096),
+        enable_prefix_caching: false,
         ..Default::default()
     });
     let prompt = user_ids(&handle, EIGHT_USER_PROMPTS[5]);
