@@ -41,7 +41,8 @@ pub const RMS_NORM: KernelSource = source!(
 );
 pub const ROPE: KernelSource = source!("rope", ["rope_neox_bf16"]);
 pub const SILU_MUL: KernelSource = source!("silu_mul", ["silu_mul_bf16"]);
-pub const GEMV: KernelSource = source!("gemv", ["gemv_bf16", "gemv_bf16_f32out"]);
+pub const GEMV: KernelSource =
+    source!("gemv", ["gemv_bf16", "gemv_bf16_f32out", "gemv_multi_bf16"]);
 pub const PAGED_KV: KernelSource = source!("paged_kv", ["paged_kv_append_bf16"]);
 pub const PAGED_ATTENTION_DECODE: KernelSource = source!(
     "paged_attention_decode",

@@ -6,7 +6,8 @@
 // Order:  lane l sums chunks c = l, l+32, ... of 8 values in order, then a fixed butterfly warp
 //         sum: a row's result depends only on K, never on n_rows (batch-invariant).
 // Launch: grid ceil(N / GEMV_WARPS), block 32 * GEMV_WARPS; warp w of block b owns output
-//         o = b * GEMV_WARPS + w for every row.
+//         o = b * GEMV_WARPS + w for every row. gemv_multi_bf16 does up to three such
+//         products of one x in one launch (see its comment).
 
 #define GEMV_MAX_ROWS 8
 #define GEMV_WARPS 8
@@ -44,13 +45,12 @@ __device__ __forceinline__ void gemv_rows(const bf16* __restrict__ x, const bf16
 __device__ __forceinline__ void gemv_store(float* y, long long i, float v) { y[i] = v; }
 __device__ __forceinline__ void gemv_store(bf16* y, long long i, float v) { y[i] = tobf(v); }
 
+// Output o (of n_out) for every row: one warp.
 template <typename T>
 __device__ __forceinline__ void gemv_body(const bf16* __restrict__ x, const bf16* __restrict__ w,
                                           const bf16* __restrict__ bias, T* __restrict__ y,
-                                          int n_rows, int n_out, int k, int has_bias) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int o = blockIdx.x * GEMV_WARPS + warp;
-  if (o >= n_out) return;  // no block-wide barriers below
+                                          int n_rows, int n_out, int k, int has_bias, int o) {
+  const int lane = threadIdx.x & 31;
   float acc[GEMV_MAX_ROWS];
 #pragma unroll
   for (int r = 0; r < GEMV_MAX_ROWS; ++r) acc[r] = 0.0f;
@@ -78,12 +78,37 @@ __device__ __forceinline__ void gemv_body(const bf16* __restrict__ x, const bf16
 extern "C" __global__ void gemv_bf16(const bf16* __restrict__ x, const bf16* __restrict__ w,
                                      const bf16* __restrict__ bias, bf16* __restrict__ y,
                                      int n_rows, int n_out, int k, int has_bias) {
-  gemv_body<bf16>(x, w, bias, y, n_rows, n_out, k, has_bias);
+  const int o = blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5);
+  if (o < n_out) gemv_body<bf16>(x, w, bias, y, n_rows, n_out, k, has_bias, o);
 }
 
 extern "C" __global__ void gemv_bf16_f32out(const bf16* __restrict__ x,
                                             const bf16* __restrict__ w,
                                             const bf16* __restrict__ bias, float* __restrict__ y,
                                             int n_rows, int n_out, int k, int has_bias) {
-  gemv_body<float>(x, w, bias, y, n_rows, n_out, k, has_bias);
+  const int o = blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5);
+  if (o < n_out) gemv_body<float>(x, w, bias, y, n_rows, n_out, k, has_bias, o);
+}
+
+// Up to three projections of the same x in one launch (q|k|v, gate|up): outputs 0..n0 use
+// (w0, b0, y0), the next n1 (w1, b1, y1), the next n2 (w2, b2, y2); bit i of bias_mask says
+// whether b_i is read. Each output row runs exactly gemv_body, so the values equal separate
+// gemv_bf16 launches bit for bit. Launch: grid ceil((n0 + n1 + n2) / GEMV_WARPS).
+extern "C" __global__ void gemv_multi_bf16(
+    const bf16* __restrict__ x, const bf16* __restrict__ w0, const bf16* __restrict__ w1,
+    const bf16* __restrict__ w2, const bf16* __restrict__ b0, const bf16* __restrict__ b1,
+    const bf16* __restrict__ b2, bf16* __restrict__ y0, bf16* __restrict__ y1,
+    bf16* __restrict__ y2, int n0, int n1, int n2, int n_rows, int k, int bias_mask) {
+  int o = blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5);
+  if (o < n0) {
+    gemv_body<bf16>(x, w0, b0, y0, n_rows, n0, k, bias_mask & 1, o);
+    return;
+  }
+  o -= n0;
+  if (o < n1) {
+    gemv_body<bf16>(x, w1, b1, y1, n_rows, n1, k, (bias_mask >> 1) & 1, o);
+    return;
+  }
+  o -= n1;
+  if (o < n2) gemv_body<bf16>(x, w2, b2, y2, n_rows, n2, k, (bias_mask >> 2) & 1, o);
 }

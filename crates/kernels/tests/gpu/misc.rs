@@ -589,4 +589,73 @@ pub fn gemv(ctx: &mut Ctx) {
             ctx.property("gemv", "row alone == row in an 8-row call (bits)", same);
         }
     }
+    // Three projections in one launch == three separate launches, bit for bit (bias on one).
+    use arle_kernels::ops::gemv::{gemv_multi, GemvPart};
+    let rows = 3;
+    let (_, xb) = ctx.bf16_data(rows * k, 1.0);
+    let dx = ctx.up(&xb);
+    let outs = [301usize, 64, 40];
+    let ws: Vec<_> = outs
+        .iter()
+        .map(|&n| {
+            let host = ctx.bf16_data(n * k, 0.05).1;
+            ctx.up(&host)
+        })
+        .collect();
+    let mut ys: Vec<_> = outs.iter().map(|&n| ctx.poisoned_bf16(rows * n)).collect();
+    {
+        let (wv, bv) = (
+            ws.iter().map(|w| w.as_view()).collect::<Vec<_>>(),
+            db.slice(0..outs[1]),
+        );
+        let mut yv: Vec<_> = ys.iter_mut().map(|y| y.as_view_mut()).collect();
+        let [y0, y1, y2] = &mut yv[..] else {
+            panic!("three outputs")
+        };
+        let mut parts = [
+            GemvPart {
+                w: &wv[0],
+                bias: None,
+                y: y0,
+            },
+            GemvPart {
+                w: &wv[1],
+                bias: Some(&bv),
+                y: y1,
+            },
+            GemvPart {
+                w: &wv[2],
+                bias: None,
+                y: y2,
+            },
+        ];
+        gemv_multi(&ctx.rt, &dx.as_view(), &mut parts, rows, k).expect("gemv_multi");
+    }
+    let mut same = true;
+    for (i, &n) in outs.iter().enumerate() {
+        let mut single = ctx.poisoned_bf16(rows * n);
+        let bias_view = db.slice(0..n);
+        let bias = (i == 1).then_some(&bias_view);
+        let shape = GemvShape {
+            n_rows: rows,
+            n_out: n,
+            k,
+        };
+        gemv(
+            &ctx.rt,
+            &dx.as_view(),
+            &ws[i].as_view(),
+            bias,
+            &mut single.as_view_mut(),
+            shape,
+        )
+        .expect("gemv single");
+        let (a, b) = (ctx.down(&ys[i]), ctx.down(&single));
+        same &= a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits());
+    }
+    ctx.property(
+        "gemv_multi",
+        "3 parts (301/64+bias/40) == separate gemv (bits)",
+        same,
+    );
 }

@@ -127,7 +127,8 @@ impl Attention {
     ) -> Result<Tensor> {
         let n = x.shape().first().copied().unwrap_or(0);
         let d = self.head_dim;
-        let q = self.q_proj.forward(x)?; // [n, nH * D] (or [n, nH * 2D] with the gate)
+        // q: [n, nH * D] (or [n, nH * 2D] with the gate); k, v: [n, nKV * D]
+        let [q, k, v] = Linear::forward_group([&self.q_proj, &self.k_proj, &self.v_proj], x)?;
         emit(trace, prefix, "q_proj.out", &q);
         let (q, gate) = if self.output_gate {
             let (q, gate) = super::gated_attention::split_query_gate(&q, self.num_heads, d)?;
@@ -136,14 +137,8 @@ impl Attention {
             (q, None)
         };
         let mut q = q.reshape(vec![n, self.num_heads, d])?;
-        let mut k = self
-            .k_proj
-            .forward(x)?
-            .reshape(vec![n, self.num_kv_heads, d])?;
-        let v = self
-            .v_proj
-            .forward(x)?
-            .reshape(vec![n, self.num_kv_heads, d])?;
+        let mut k = k.reshape(vec![n, self.num_kv_heads, d])?;
+        let v = v.reshape(vec![n, self.num_kv_heads, d])?;
         if let Some(norm) = &self.q_norm {
             q = norm.forward(&q)?;
             emit(trace, prefix, "q_norm.out", &q);

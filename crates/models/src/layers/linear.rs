@@ -36,6 +36,19 @@ impl Linear {
         Ok(ops::linear(x, &self.weight, self.bias.as_ref())?)
     }
 
+    /// Several projections of the same x (q|k|v, gate|up): one launch on a GPU for decode-sized
+    /// x, the same values as calling [`Linear::forward`] on each.
+    pub fn forward_group<const N: usize>(layers: [&Linear; N], x: &Tensor) -> Result<[Tensor; N]> {
+        let pairs: Vec<_> = layers
+            .iter()
+            .map(|l| (&l.weight, l.bias.as_ref()))
+            .collect();
+        let outs = ops::linear_group(x, &pairs)?;
+        outs.try_into().map_err(|v: Vec<Tensor>| {
+            crate::ModelError::Unsupported(format!("{} outputs for {N} projections", v.len()))
+        })
+    }
+
     pub fn out_features(&self) -> usize {
         self.weight.shape().first().copied().unwrap_or(0)
     }

@@ -49,8 +49,8 @@ impl Mlp {
 
     /// x: `[n, hidden]` → `[n, hidden]`.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let gate = self.gate_proj.forward(x)?; // [n, intermediate]
-        let up = self.up_proj.forward(x)?; // [n, intermediate]
+        // [n, intermediate] each
+        let [gate, up] = Linear::forward_group([&self.gate_proj, &self.up_proj], x)?;
         let act = ops::silu_mul(&gate, &up)?;
         self.down_proj.forward(&act)
     }

@@ -183,6 +183,78 @@ pub fn linear(x: &Tensor, w: &Weight, bias: Option<&Weight>) -> Result<Tensor> {
     Ok(bf16_tensor(backend, vec![n, m], out))
 }
 
+/// [`linear`] of 2-3 weights over one x `[n, k]` in one GEMV launch, when every projection
+/// takes the GEMV path (bf16 output, n <= 8 rows, not deterministic, aligned); `None` otherwise
+/// (the caller runs one `linear` each). Same values as separate `linear`s.
+pub fn linear_group(
+    x: &Tensor,
+    layers: &[(&Weight, Option<&Weight>)],
+) -> Result<Option<Vec<Tensor>>> {
+    const OP: &str = "linear_group";
+    let [n, k] = *x.shape() else {
+        return Ok(None);
+    };
+    if !(2..=gemv::GEMV_MAX_PARTS).contains(&layers.len()) || n == 0 {
+        return Ok(None);
+    }
+    let xs = gpu_of(OP, x)?.bf16(OP)?;
+    let mut weights = Vec::with_capacity(layers.len());
+    for &(w, b) in layers {
+        let wg = weight_of(OP, w)?;
+        let [m, wk] = *w.shape() else {
+            return Ok(None);
+        };
+        let shape = gemv::GemvShape {
+            n_rows: n,
+            n_out: m,
+            k,
+        };
+        let fits = wk == k
+            && !wg.f32_output
+            && !wg.backend.deterministic()
+            && b.is_none_or(|b| b.elements() == m)
+            && gemv::gemv_supported(
+                wg.backend.runtime(),
+                shape,
+                &xs.as_view(),
+                &wg.data.as_view(),
+            );
+        if !fits {
+            return Ok(None);
+        }
+        let bias = b.map(|b| weight_of(OP, b)).transpose()?;
+        weights.push((wg, bias, m));
+    }
+    let backend = &weights[0].0.backend;
+    let mut outs = weights
+        .iter()
+        .map(|&(_, _, m)| alloc::<bf16>(backend, n * m))
+        .collect::<Result<Vec<_>>>()?;
+    {
+        let views: Vec<_> = weights
+            .iter()
+            .map(|(w, b, _)| (w.data.as_view(), b.map(|b| b.data.as_view())))
+            .collect();
+        let mut ys: Vec<_> = outs.iter_mut().map(|o| o.as_view_mut()).collect();
+        let mut parts: Vec<gemv::GemvPart<'_, '_>> = views
+            .iter()
+            .zip(ys.iter_mut())
+            .map(|((w, b), y)| gemv::GemvPart {
+                w,
+                bias: b.as_ref(),
+                y,
+            })
+            .collect();
+        gemv::gemv_multi(backend.runtime(), &xs.as_view(), &mut parts, n, k)?;
+    }
+    Ok(Some(
+        outs.into_iter()
+            .zip(&weights)
+            .map(|(o, &(_, _, m))| bf16_tensor(backend, vec![n, m], o))
+            .collect(),
+    ))
+}
+
 /// Rows per GEMM call in deterministic mode (every call has exactly this many rows).
 pub const FIXED_GEMM_ROWS: usize = 64;
 

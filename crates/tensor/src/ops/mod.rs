@@ -73,3 +73,19 @@ pub fn sparse_moe(
         detail: "built without the `cuda` feature".into(),
     })
 }
+
+/// Several projections of one input: `[linear(x, w, b) for (w, b) in layers]` (q|k|v, gate|up).
+/// On a GPU, up to three decode-sized ones (at most 8 rows) run as one GEMV launch with the same
+/// values as separate `linear`s; otherwise, and on the CPU, one `linear` each.
+pub fn linear_group(
+    x: &crate::Tensor,
+    layers: &[(&crate::Weight, Option<&crate::Weight>)],
+) -> crate::Result<Vec<crate::Tensor>> {
+    #[cfg(feature = "cuda")]
+    if x.gpu().is_some() {
+        if let Some(out) = crate::cuda::ops::linear_group(x, layers)? {
+            return Ok(out);
+        }
+    }
+    layers.iter().map(|&(w, b)| linear(x, w, b)).collect()
+}
