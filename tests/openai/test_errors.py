@@ -185,14 +185,19 @@ def test_overload_is_429_with_retry_after(make_server, model_id):
         except Exception:  # noqa: BLE001
             pass
 
-    for _ in range(2):
+    def start_and_wait_for(stat):
+        # One request at a time: two sent together race for the single waiting slot (the
+        # second is refused while the first is still waiting to be admitted).
         t = threading.Thread(target=hold, daemon=True)
         t.start()
         threads.append(t)
-    deadline = time.time() + 60
-    while time.time() < deadline and s.stats()["waiting_requests"] < 1:
-        time.sleep(0.05)
-    assert s.stats()["waiting_requests"] >= 1
+        deadline = time.time() + 60
+        while time.time() < deadline and s.stats()[stat] < 1:
+            time.sleep(0.02)
+        assert s.stats()[stat] >= 1, stat
+
+    start_and_wait_for("running_requests")
+    start_and_wait_for("waiting_requests")
     r = post(s, "/v1/chat/completions", chat_body(model_id))
     e = error_of(r, 429)
     assert r.headers["Retry-After"].isdigit()
