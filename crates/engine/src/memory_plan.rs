@@ -121,9 +121,18 @@ mod gpu {
         let budget = (utilization as f64 * now.total_bytes as f64) as usize;
         let pool = arle_tensor::cuda::pool_stats(ordinal)?;
         // CUDA graphs keep their own activation buffers (shared by every graph): room for
-        // another profiled step's worth.
+        // another profiled step's worth, and at least the largest graph's logits (rows padded to
+        // the top bucket, f32) twice (the graph's buffer and the copy handed out).
         let graph_reserve = if config.cuda_graphs {
-            pool.cached_bytes + pool.live_bytes
+            let rows = crate::step_graphs::BATCH_BUCKETS
+                .iter()
+                .copied()
+                .find(|&b| b >= config.max_num_seqs.max(1))
+                .unwrap_or(
+                    crate::step_graphs::BATCH_BUCKETS[crate::step_graphs::BATCH_BUCKETS.len() - 1],
+                );
+            let logits = 2 * rows * runner.model().info().vocab_size * std::mem::size_of::<f32>();
+            (pool.cached_bytes + pool.live_bytes).max(logits)
         } else {
             0
         };
