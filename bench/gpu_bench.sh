@@ -6,7 +6,8 @@
 # On the GPU machine: bash bench/gpu_bench.sh   (logs and JSON under $OUT)
 # Knobs (env): MODELS (default "llama3.1-8b qwen3-4b qwen3.5-2b"), SECTIONS (default
 # "p1 p2 p3 p4 hf"; "p1eager" adds P1 without CUDA graphs), P2_N/P2_IN/P2_OUT (ours, default 1000/1000/1000 for the first model, then
-# P2_N_OTHER), P2_SEQS (max-num-seqs, 256), KV_TOKENS (our KV pool, 600000), P4_C ("1 16 64").
+# P2_N_OTHER), P2_SEQS (max-num-seqs, 256), KV_TOKENS (our KV pool, 600000), P4_C ("1 16 64"),
+# P4_MNBT (the P4 server's --max-num-batched-tokens, 8192).
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 out="${OUT:-$(mktemp -d)}"
@@ -52,7 +53,7 @@ for m in $models; do
   if want p4 && [ $first = 1 ]; then
     vocab=$(python3 -c "import json;print(json.load(open('$dir/config.json'))['vocab_size'])")
     "$bin" serve --model "$dir" --backend cuda --load-format dummy --port 8123 --max-num-seqs 64 \
-      --max-num-batched-tokens 8192 --kv-cache-tokens 200000 >"$out/$m.p4.server.log" 2>&1 &
+      --max-num-batched-tokens "${P4_MNBT:-8192}" --kv-cache-tokens 200000 >"$out/$m.p4.server.log" 2>&1 &
     spid=$!
     for _ in $(seq 240); do curl -sf http://127.0.0.1:8123/readyz >/dev/null && break; sleep 0.5; done
     for c in ${P4_C:-1 16 64}; do
