@@ -60,6 +60,50 @@ fn ignore_eos(params: SamplingParams) -> SamplingParams {
     }
 }
 
+/// `prompts` as requests of `max_tokens` tokens (EOS ignored): even ones greedy, odd ones sampled
+/// (temperature 0.9, `tune` sets top-k/top-p) with seed `seed_base + i`.
+fn mixed_requests(
+    handle: &EngineHandle,
+    prompts: &[&str],
+    max_tokens: usize,
+    seed_base: u64,
+    tune: fn(SamplingParams) -> SamplingParams,
+) -> Vec<(Vec<u32>, SamplingParams)> {
+    prompts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let params = if i % 2 == 0 {
+                greedy(max_tokens)
+            } else {
+                tune(SamplingParams {
+                    temperature: 0.9,
+                    seed: Some(seed_base + i as u64),
+                    max_tokens: Some(max_tokens),
+                    ..Default::default()
+                })
+            };
+            (user_ids(handle, p), ignore_eos(params))
+        })
+        .collect()
+}
+
+/// Every request's tokens run alone (one after the other), then all at once.
+fn alone_and_together(
+    handle: &EngineHandle,
+    requests: &[(Vec<u32>, SamplingParams)],
+) -> (Vec<Vec<u32>>, Vec<Vec<u32>>) {
+    let alone = requests
+        .iter()
+        .map(|(p, s)| generate(handle, p.clone(), s.clone()).token_ids)
+        .collect();
+    let together = generate_concurrently(handle, requests.to_vec())
+        .into_iter()
+        .map(|o| o.token_ids)
+        .collect();
+    (alone, together)
+}
+
 #[test]
 fn kv_pool_is_sized_from_gpu_memory() {
     let before = arle_tensor::cuda::memory_info(0).unwrap();
@@ -209,32 +253,12 @@ fn deterministic_mode_is_batch_invariant() {
         deterministic: true,
         ..Default::default()
     });
-    let requests: Vec<(Vec<u32>, SamplingParams)> = EIGHT_USER_PROMPTS
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            let params = if i % 2 == 0 {
-                greedy(40)
-            } else {
-                SamplingParams {
-                    temperature: 0.9,
-                    top_k: Some(50),
-                    seed: Some(100 + i as u64),
-                    max_tokens: Some(40),
-                    ..Default::default()
-                }
-            };
-            (user_ids(&handle, p), ignore_eos(params))
-        })
-        .collect();
-    let alone: Vec<Vec<u32>> = requests
-        .iter()
-        .map(|(p, s)| generate(&handle, p.clone(), s.clone()).token_ids)
-        .collect();
-    let together: Vec<Vec<u32>> = generate_concurrently(&handle, requests.clone())
-        .into_iter()
-        .map(|o| o.token_ids)
-        .collect();
+    let tune = |s| SamplingParams {
+        top_k: Some(50),
+        ..s
+    };
+    let requests = mixed_requests(&handle, &EIGHT_USER_PROMPTS, 40, 100, tune);
+    let (alone, together) = alone_and_together(&handle, &requests);
     for (i, (a, t)) in alone.iter().zip(&together).enumerate() {
         assert_eq!(a.len(), 40, "request {i}");
         let first_diff = a.iter().zip(t).position(|(x, y)| x != y);
@@ -261,32 +285,9 @@ fn cuda_graph_decode_matches_eager() {
             cuda_graphs,
             ..Default::default()
         });
-        let requests: Vec<(Vec<u32>, SamplingParams)> = EIGHT_USER_PROMPTS[..5]
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                let params = if i % 2 == 0 {
-                    greedy(48)
-                } else {
-                    SamplingParams {
-                        temperature: 0.9,
-                        top_p: 0.95,
-                        seed: Some(7 + i as u64),
-                        max_tokens: Some(48),
-                        ..Default::default()
-                    }
-                };
-                (user_ids(&handle, p), ignore_eos(params))
-            })
-            .collect();
-        let alone: Vec<Vec<u32>> = requests
-            .iter()
-            .map(|(p, s)| generate(&handle, p.clone(), s.clone()).token_ids)
-            .collect();
-        let together: Vec<Vec<u32>> = generate_concurrently(&handle, requests)
-            .into_iter()
-            .map(|o| o.token_ids)
-            .collect();
+        let tune = |s| SamplingParams { top_p: 0.95, ..s };
+        let requests = mixed_requests(&handle, &EIGHT_USER_PROMPTS[..5], 48, 7, tune);
+        let (alone, together) = alone_and_together(&handle, &requests);
         let graphs = handle.stats().cuda_graphs;
         stop(handle);
         (alone, together, graphs)

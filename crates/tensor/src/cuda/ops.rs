@@ -122,33 +122,15 @@ pub fn linear(x: &Tensor, w: &Weight, bias: Option<&Weight>) -> Result<Tensor> {
         && gemv::gemv_supported(backend.runtime(), shape, &xs.as_view(), &wg.data.as_view());
     if use_gemv {
         let bias_dev = bias
-            .map(|b| weight_of(OP, b).map(|g| g.data.as_view()))
+            .map(|b| weight_of(OP, b).map(|g| &g.data))
             .transpose()?;
-        if wg.f32_output {
-            let mut out = alloc::<f32>(backend, n * m)?;
-            let (x, w) = (xs.as_view(), wg.data.as_view());
-            gemv::gemv(
-                backend.runtime(),
-                &x,
-                &w,
-                bias_dev.as_ref(),
-                &mut out.as_view_mut(),
-                shape,
-            )?;
-            let handle = GpuHandle::new(backend.clone(), GpuData::F32(out));
-            return Ok(Tensor::from_gpu(vec![n, m], handle));
-        }
-        let mut out = alloc::<bf16>(backend, n * m)?;
-        let (x, w) = (xs.as_view(), wg.data.as_view());
-        gemv::gemv(
-            backend.runtime(),
-            &x,
-            &w,
-            bias_dev.as_ref(),
-            &mut out.as_view_mut(),
-            shape,
-        )?;
-        return Ok(bf16_tensor(backend, vec![n, m], out));
+        let data = if wg.f32_output {
+            GpuData::F32(gemv_out(backend, xs, &wg.data, bias_dev, shape)?)
+        } else {
+            GpuData::Bf16(gemv_out(backend, xs, &wg.data, bias_dev, shape)?)
+        };
+        let handle = GpuHandle::new(backend.clone(), data);
+        return Ok(Tensor::from_gpu(vec![n, m], handle));
     }
     if wg.f32_output {
         if bias.is_some() {
@@ -181,6 +163,28 @@ pub fn linear(x: &Tensor, w: &Weight, bias: Option<&Weight>) -> Result<Tensor> {
         lt_matmul(backend, &wg.data, xs, &mut out, bias_dev, (m, n, k))?;
     }
     Ok(bf16_tensor(backend, vec![n, m], out))
+}
+
+/// `y = x · Wᵀ (+ bias)` through the decode GEMV into a fresh pooled buffer of `T` (bf16 or f32).
+fn gemv_out<T: gemv::GemvOut>(
+    backend: &CudaBackend,
+    xs: &CudaSlice<bf16>,
+    w: &CudaSlice<bf16>,
+    bias: Option<&CudaSlice<bf16>>,
+    shape: gemv::GemvShape,
+) -> Result<CudaSlice<T>> {
+    let mut out = alloc::<T>(backend, shape.n_rows * shape.n_out)?;
+    let bias = bias.map(|b| b.as_view());
+    let (x, w) = (xs.as_view(), w.as_view());
+    gemv::gemv(
+        backend.runtime(),
+        &x,
+        &w,
+        bias.as_ref(),
+        &mut out.as_view_mut(),
+        shape,
+    )?;
+    Ok(out)
 }
 
 /// [`linear`] of 2-3 weights over one x `[n, k]` in one GEMV launch, when every projection
