@@ -5,7 +5,8 @@
 #              cp target/release/arle .gpu/arle && strip .gpu/arle   (carry .gpu)
 # On the GPU machine: bash bench/gpu_bench.sh   (logs and JSON under $OUT)
 # Knobs (env): MODELS (default "llama3.1-8b qwen3-4b qwen3.5-2b"), SECTIONS (default
-# "p1 p2 p3 p4 hf"; "p1eager" adds P1 without CUDA graphs), P2_N/P2_IN/P2_OUT (ours, default 1000/1000/1000 for the first model, then
+# "p1 p2 p3 p4 hf"; "p1eager" adds P1 without CUDA graphs; "layers" decodes the shape cut to 1
+# and half its layers, for the per-layer cost), P2_N/P2_IN/P2_OUT (ours, default 1000/1000/1000 for the first model, then
 # P2_N_OTHER), P2_SEQS (max-num-seqs, 256), KV_TOKENS (our KV pool, 600000), P4_C ("1 16 64"),
 # P4_MNBT (the P4 server's --max-num-batched-tokens, 8192).
 set -uo pipefail
@@ -38,6 +39,15 @@ for m in $models; do
     timeout 300 "$bin" bench decode --model "$dir" "${common[@]}" --enforce-eager --input-len 128 \
       --output-len 512 --num-iters 3 --hbm-gbps "$hbm" >"$out/$m.p1eager.json" 2>"$out/$m.p1eager.log" ||
       echo "$m P1 eager failed (see $m.p1eager.log)"
+  fi
+  if want layers; then # per-layer cost: the same shape cut to 1 and half its layers (graphs on)
+    full=$(python3 -c "import json;print(json.load(open('$dir/config.json'))['num_hidden_layers'])")
+    for l in 1 $(( full / 2 )); do
+      cut="/tmp/arle-bench-cut/$m-L$l"; mkdir -p "$cut"; cp "$dir"/* "$cut"/ 2>/dev/null
+      python3 -c "import json;p='$cut/config.json';c=json.load(open(p));c['num_hidden_layers']=$l;json.dump(c,open(p,'w'))"
+      timeout 120 "$bin" bench decode --model "$cut" "${common[@]}" --input-len 128 --output-len 256 \
+        --num-iters 2 >"$out/$m.layers$l.json" 2>"$out/$m.layers$l.log" || echo "$m $l layers failed"
+    done
   fi
   if want p3; then
     timeout 300 "$bin" bench prefill --model "$dir" "${common[@]}" --input-len 4096 --num-iters 3 \
@@ -88,6 +98,12 @@ f = lambda v, p=1: "-" if v is None else f"{v:.{p}f}"
 for m in models:
     p1, p2, p3, hf, p1e = (load(f"{m}.{s}.json") for s in ("p1", "p2", "p3", "hf", "p1eager"))
     hf = hf or {}
+    for name in sorted(n for n in os.listdir(out) if n.startswith(f"{m}.layers") and n.endswith(".json")):
+        lj = load(name)
+        if lj:
+            layers = name[len(m) + 7:-5]
+            rows.append((m, f"decode tok/s, {layers} layers (per-layer cost)", "",
+                         f(lj["decode_tok_s"]["median"]), "", ""))
     if p1e:
         rows.append((m, "P1 decode tok/s, --enforce-eager", f(p1e.get("roofline_tok_s")),
                      f(p1e["decode_tok_s"]["median"]), f(p1e.get("roofline_ratio"), 3), ""))
