@@ -19,6 +19,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use arle_kernels::cudarc::driver::DeviceRepr;
+
 use super::pool::PoolSlice;
 use super::{upload_pooled, CudaBackend};
 use crate::{Result, TensorError};
@@ -59,19 +61,14 @@ pub(crate) fn cached_i32(
     if let Some(r) = backend.with_graph_session(|g| g.i32_input(backend, tag, values)) {
         return r; // a step graph's static input (see `graph`)
     }
-    let cache = backend.meta_cache();
-    let mut map = cache.i32s.lock().map_err(|_| poisoned())?;
-    if let Some((host, dev)) = map.get(tag) {
-        if host.as_slice() == values {
-            return Ok(dev.clone());
-        }
-    }
-    let dev = Arc::new(upload_pooled(backend, values)?);
-    cache
-        .uploads
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    map.insert(tag, (values.to_vec(), dev.clone()));
-    Ok(dev)
+    cached(
+        backend,
+        &backend.meta_cache().i32s,
+        tag,
+        values,
+        |host| host == values,
+        || values.to_vec(),
+    )
 }
 
 /// [`cached_i32`] for f32 values (compared bit for bit).
@@ -83,21 +80,33 @@ pub(crate) fn cached_f32(
     if let Some(r) = backend.with_graph_session(|g| g.f32_input(backend, tag, values)) {
         return r; // a step graph's static input (see `graph`)
     }
-    let cache = backend.meta_cache();
-    let mut map = cache.f32s.lock().map_err(|_| poisoned())?;
     let same = |host: &[u32]| {
         host.len() == values.len() && host.iter().zip(values).all(|(&h, v)| h == v.to_bits())
     };
-    if let Some((host, dev)) = map.get(tag) {
-        if same(host) {
+    let bits = || values.iter().map(|v| v.to_bits()).collect();
+    cached(backend, &backend.meta_cache().f32s, tag, values, same, bits)
+}
+
+/// The lookup-or-upload of both: `same` compares the cached host values, `host` makes them.
+fn cached<T: DeviceRepr, H>(
+    backend: &CudaBackend,
+    map: &Mutex<HashMap<&'static str, Entry<H, T>>>,
+    tag: &'static str,
+    values: &[T],
+    same: impl Fn(&[H]) -> bool,
+    host: impl FnOnce() -> Vec<H>,
+) -> Result<Arc<PoolSlice<T>>> {
+    let mut map = map.lock().map_err(|_| poisoned())?;
+    if let Some((cached, dev)) = map.get(tag) {
+        if same(cached) {
             return Ok(dev.clone());
         }
     }
     let dev = Arc::new(upload_pooled(backend, values)?);
-    cache
+    backend
+        .meta_cache()
         .uploads
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let bits = values.iter().map(|v| v.to_bits()).collect();
-    map.insert(tag, (bits, dev.clone()));
+    map.insert(tag, (host(), dev.clone()));
     Ok(dev)
 }

@@ -406,16 +406,7 @@ pub fn add_rms_norm(
     kind: RmsNormKind,
 ) -> Result<Tensor> {
     const OP: &str = "add_rms_norm";
-    let dim = x.shape().last().copied().unwrap_or(0);
-    if x.shape() != y.shape() || w.elements() != dim {
-        let detail = format!(
-            "x {:?}, y {:?}, weight {:?}",
-            x.shape(),
-            y.shape(),
-            w.shape()
-        );
-        return shape_err(OP, detail);
-    }
+    let dim = crate::ops::norm::add_rms_norm_dim(x, y, w)?;
     if x.elements() == 0 {
         return Ok(Tensor::zeros(x.shape().to_vec()));
     }

@@ -17,7 +17,7 @@ mod gated_norm;
 mod gdn;
 mod gemm;
 mod linear;
-mod norm;
+pub(crate) mod norm;
 #[doc(hidden)]
 pub mod reference;
 mod rope;

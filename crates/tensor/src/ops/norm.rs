@@ -62,8 +62,15 @@ pub fn add_rms_norm(
     eps: f32,
     kind: RmsNormKind,
 ) -> Result<Tensor> {
-    let n = x.shape().last().copied().unwrap_or(0);
-    if x.shape() != y.shape() || w.elements() != n {
+    add_rms_norm_dim(x, y, w)?;
+    super::activation::add_inplace(x, y)?;
+    rms_norm(x, w, eps, kind)
+}
+
+/// The normalised dim of an `add_rms_norm` (CPU and GPU): x and y the same shape, w `[dim]`.
+pub(crate) fn add_rms_norm_dim(x: &Tensor, y: &Tensor, w: &Weight) -> Result<usize> {
+    let dim = x.shape().last().copied().unwrap_or(0);
+    if x.shape() != y.shape() || w.elements() != dim {
         let detail = format!(
             "x {:?}, y {:?}, weight {:?}",
             x.shape(),
@@ -72,6 +79,5 @@ pub fn add_rms_norm(
         );
         return shape_err("add_rms_norm", detail);
     }
-    super::activation::add_inplace(x, y)?;
-    rms_norm(x, w, eps, kind)
+    Ok(dim)
 }
