@@ -256,8 +256,19 @@ impl StepGraph {
     }
 }
 
-/// Clears the session and the pool modes however the capture ends.
+/// An active session: installs it and the pool modes, and clears them however the run ends.
 struct SessionGuard<'a>(&'a CudaBackend);
+
+impl<'a> SessionGuard<'a> {
+    fn begin(backend: &'a CudaBackend, session: GraphSession) -> Self {
+        let capturing = session.phase == Phase::Capture;
+        SESSION_ACTIVE.store(true, Ordering::SeqCst);
+        backend.set_graph_session(Some(session));
+        backend.pool().set_graph_mode(true);
+        backend.pool().set_capturing(capturing);
+        Self(backend)
+    }
+}
 
 impl Drop for SessionGuard<'_> {
     fn drop(&mut self) {
@@ -271,9 +282,8 @@ impl Drop for SessionGuard<'_> {
 impl CudaBackend {
     /// Runs `forward` (one decode step whose attention block tables are `pad_pages` wide) and
     /// captures it as a [`StepGraph`] whose per-step inputs are `expected` (see the module
-    /// docs). Returns this step's logits and the graph, or `None` when the step cannot be a
-    /// graph (its uploads differ from `expected`, or the capture failed); the logits are valid
-    /// either way.
+    /// docs). Returns this step's logits and the graph, or why the step cannot be one (its
+    /// uploads differ from `expected`, or the capture failed); the logits are valid either way.
     pub fn capture_step<F, E>(
         self: &Arc<Self>,
         pad_pages: usize,
@@ -285,21 +295,18 @@ impl CudaBackend {
         E: From<TensorError> + std::fmt::Display,
     {
         // Record: executes, fills the static buffers.
-        let recorded = {
-            let _guard = SessionGuard(self);
-            SESSION_ACTIVE.store(true, Ordering::SeqCst);
-            self.set_graph_session(Some(GraphSession {
+        let (logits, session) = {
+            let session = GraphSession {
                 phase: Phase::Record,
                 pad_pages,
                 i32s: HashMap::new(),
                 f32s: HashMap::new(),
-            }));
-            self.pool().set_graph_mode(true);
+            };
+            let _guard = SessionGuard::begin(self, session);
             let logits = forward()?;
             let session = self.set_graph_session(None);
             (logits, session)
         };
-        let (logits, session) = recorded;
         let logits_out = eager_copy(self, &logits)?;
         let Some(mut session) = session else {
             return Ok((logits_out, Err("graph session lost".into())));
@@ -312,12 +319,8 @@ impl CudaBackend {
 
         // Capture: the same host code; no uploads, no driver allocations.
         session.phase = Phase::Capture;
-        let captured = {
-            let _guard = SessionGuard(self);
-            SESSION_ACTIVE.store(true, Ordering::SeqCst);
-            self.set_graph_session(Some(session));
-            self.pool().set_graph_mode(true);
-            self.pool().set_capturing(true);
+        let (run, graph, session) = {
+            let _guard = SessionGuard::begin(self, session);
             let stream = self.stream();
             let begun =
                 stream.begin_capture(CUstreamCaptureMode::CU_STREAM_CAPTURE_MODE_THREAD_LOCAL);
@@ -330,7 +333,6 @@ impl CudaBackend {
             let session = self.set_graph_session(None);
             (run, graph, session)
         };
-        let (run, graph, session) = captured;
         let out = match run {
             Ok(t) => t,
             Err(e) => return Ok((logits_out, Err(format!("forward under capture: {e}")))),
