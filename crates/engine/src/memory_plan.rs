@@ -124,13 +124,7 @@ mod gpu {
         // another profiled step's worth, and at least the largest graph's logits (rows padded to
         // the top bucket, f32) twice (the graph's buffer and the copy handed out).
         let graph_reserve = if config.cuda_graphs {
-            let rows = crate::step_graphs::BATCH_BUCKETS
-                .iter()
-                .copied()
-                .find(|&b| b >= config.max_num_seqs.max(1))
-                .unwrap_or(
-                    crate::step_graphs::BATCH_BUCKETS[crate::step_graphs::BATCH_BUCKETS.len() - 1],
-                );
+            let rows = crate::step_graphs::max_graph_rows(config.max_num_seqs);
             let logits = 2 * rows * runner.model().info().vocab_size * std::mem::size_of::<f32>();
             (pool.cached_bytes + pool.live_bytes).max(logits)
         } else {

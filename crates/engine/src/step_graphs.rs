@@ -72,6 +72,13 @@ fn batch_bucket(n: usize, max_batch: usize) -> Option<usize> {
         .filter(|_| n <= max_batch)
 }
 
+/// Rows of the largest graph an engine of `max_num_seqs` sequences captures.
+pub fn max_graph_rows(max_num_seqs: usize) -> usize {
+    let largest = BATCH_BUCKETS[BATCH_BUCKETS.len() - 1];
+    let n = max_num_seqs.clamp(1, largest);
+    batch_bucket(n, n).unwrap_or(largest)
+}
+
 /// The block-table width for a longest sequence of `pages` pages.
 #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
 fn page_bucket(pages: usize) -> usize {
@@ -200,6 +207,14 @@ mod tests {
         assert_eq!(batch_bucket(9, 8), None);
         // A limit between buckets: the bucket may exceed it, the batch may not.
         assert_eq!(batch_bucket(20, 20), Some(24));
+    }
+
+    #[test]
+    fn the_largest_graph_is_the_bucket_of_max_num_seqs_within_the_last() {
+        assert_eq!(max_graph_rows(0), 1);
+        assert_eq!(max_graph_rows(20), 24);
+        assert_eq!(max_graph_rows(256), 256);
+        assert_eq!(max_graph_rows(10_000), 512);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use arle_kernels::cudarc::driver::CudaSlice;
 use arle_kernels::ops::attention::{self as kattn, AttentionShape, KvCacheShape};
 use half::bf16;
 
-use super::meta_cache::cached_i32;
+use super::meta_cache::{cached_i32, tags};
 use super::ops::gpu_of;
 use super::{cuda_err, placement, CudaBackend, GpuData, GpuHandle, GpuKv};
 use crate::error::shape_err;
@@ -88,7 +88,7 @@ pub fn kv_append(cache: &mut KvLayer, k: &Tensor, v: &Tensor, slot_mapping: &[u3
     let shape = cache_shape(cache);
     let width = cache.slot_stride();
     // Every layer appends at the same slots: uploaded once per step.
-    let slots = cached_i32(&backend, "kv_append.slots", &slots_i32(slot_mapping)?)?;
+    let slots = cached_i32(&backend, tags::KV_SLOTS, &slots_i32(slot_mapping)?)?;
     let kv = device_kv(cache, &backend)?;
     kattn::paged_kv_append(
         backend.runtime(),
@@ -351,7 +351,7 @@ fn decode(
     shape: AttentionShape,
     cache: &KvLayer,
 ) -> Result<()> {
-    let dev = cached_i32(backend, "paged_attention.decode", &lm.data)?;
+    let dev = cached_i32(backend, tags::DECODE_ATTENTION, &lm.data)?;
     let [bt, sl, _] = lm.ranges();
     let mut guard = backend.decode_workspace(rows, num_heads, cache.head_dim, max_context)?;
     let scratch = guard

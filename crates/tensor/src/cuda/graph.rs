@@ -36,6 +36,7 @@ use arle_kernels::cudarc::driver::sys::{
 use arle_kernels::cudarc::driver::{result as cu, CudaGraph, DevicePtr, DeviceRepr};
 
 use super::attention::decode_launch_meta;
+use super::meta_cache::tags;
 use super::pool::{Family, PoolSlice};
 use super::{cuda_err, to_i32s, CudaBackend, GpuData, GpuHandle};
 use crate::ops::AttentionMeta;
@@ -146,14 +147,14 @@ pub fn decode_step_inputs(
 ) -> Result<Vec<(&'static str, Vec<i32>)>> {
     const OP: &str = "decode_step_inputs";
     Ok(vec![
-        ("embedding.ids", to_i32s(OP, token_ids)?),
-        ("rope.positions", to_i32s(OP, positions)?),
+        (tags::EMBEDDING_IDS, to_i32s(OP, token_ids)?),
+        (tags::ROPE_POSITIONS, to_i32s(OP, positions)?),
         (
-            "kv_append.slots",
+            tags::KV_SLOTS,
             super::attention::slots_i32(&meta.slot_mapping)?,
         ),
         (
-            "paged_attention.decode",
+            tags::DECODE_ATTENTION,
             decode_launch_meta(meta, token_ids.len(), pad_pages)?,
         ),
     ])

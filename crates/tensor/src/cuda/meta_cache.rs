@@ -25,6 +25,15 @@ use super::pool::PoolSlice;
 use super::{upload_pooled, CudaBackend};
 use crate::{Result, TensorError};
 
+/// The tags of per-step uploads that a decode step graph feeds at replay
+/// (`graph::decode_step_inputs` builds their values; the ops upload under the same names).
+pub(crate) mod tags {
+    pub const EMBEDDING_IDS: &str = "embedding.ids";
+    pub const ROPE_POSITIONS: &str = "rope.positions";
+    pub const KV_SLOTS: &str = "kv_append.slots";
+    pub const DECODE_ATTENTION: &str = "paged_attention.decode";
+}
+
 /// One tag's last upload: its host values (`H`: the values, or f32 bits) and the device copy.
 type Entry<H, T> = (Vec<H>, Arc<PoolSlice<T>>);
 

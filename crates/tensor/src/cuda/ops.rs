@@ -18,7 +18,7 @@ use arle_kernels::ops::{basic, gemv, norm};
 use half::bf16;
 
 use super::backend::grid_for;
-use super::meta_cache::{cached_f32, cached_i32};
+use super::meta_cache::{cached_f32, cached_i32, tags};
 use super::{cuda_err, placement, to_i32s, upload_i32_pooled, CudaBackend, GpuData, GpuHandle};
 use crate::error::shape_err;
 use crate::ops::{RmsNormKind, RopeTable};
@@ -72,7 +72,7 @@ pub fn embedding(table: &Weight, ids: &[u32]) -> Result<Tensor> {
     let w = weight_of(OP, table)?;
     let backend = &w.backend;
     // Tagged like the other per-step metadata so a step graph can feed it (see `graph`).
-    let ids_dev = cached_i32(backend, "embedding.ids", &to_i32s(OP, ids)?)?;
+    let ids_dev = cached_i32(backend, tags::EMBEDDING_IDS, &to_i32s(OP, ids)?)?;
     let mut out = alloc::<bf16>(backend, ids.len() * hidden)?;
     basic::embedding(
         backend.runtime(),
@@ -515,7 +515,7 @@ pub fn apply_rope(x: &mut Tensor, positions: &[u32], table: &RopeTable) -> Resul
         .ok_or_else(|| placement(OP, "x is on the CPU"))?;
     let backend = xg.backend().clone();
     // Same positions and table for every layer (and for q and k): uploaded once per step.
-    let pos = cached_i32(&backend, "rope.positions", &to_i32s(OP, positions)?)?;
+    let pos = cached_i32(&backend, tags::ROPE_POSITIONS, &to_i32s(OP, positions)?)?;
     let inv_freq = cached_f32(&backend, "rope.inv_freq", &table.inv_freq)?;
     let xs = xg.bf16_mut(OP)?;
     basic::rope_neox(
