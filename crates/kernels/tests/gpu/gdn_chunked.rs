@@ -330,78 +330,74 @@ fn case(ctx: &mut Ctx, name: &str, p: &Problem, single_recurrent: bool) {
     );
 }
 
-pub fn gdn_chunked(ctx: &mut Ctx) {
-    let tiny = (2, 4, 16, 24);
-    let lens = [1usize, 63, 64, 65, 150, 700];
-    let slots = [3i32, 0, 5, 1, 2, 4];
-    let p = Problem::new(
-        ctx,
-        tiny.0,
-        tiny.1,
-        tiny.2,
-        tiny.3,
-        &lens,
-        &slots,
+/// One parity case: name, (Hk, Hv, Dk, Dv), sequence lengths, state slots, gate range, and
+/// whether single-token sequences take the recurrent form.
+type CaseSpec = (
+    &'static str,
+    (usize, usize, usize, usize),
+    &'static [usize],
+    &'static [i32],
+    (f32, f32),
+    bool,
+);
+
+const CASES: &[CaseSpec] = &[
+    (
+        "Hk2 Hv4 Dk16 Dv24 lens 1..700, g harsh",
+        (2, 4, 16, 24),
+        &[1, 63, 64, 65, 150, 700],
+        &[3, 0, 5, 1, 2, 4],
         (-1.0, 1.0),
-    );
-    assert!(gdn_chunked_supported(&ctx.rt, &p.shape));
-    case(ctx, "Hk2 Hv4 Dk16 Dv24 lens 1..700, g harsh", &p, false);
-    let p = Problem::new(
-        ctx,
-        tiny.0,
-        tiny.1,
-        tiny.2,
-        tiny.3,
-        &lens,
-        &slots,
+        false,
+    ),
+    (
+        "Hk2 Hv4 Dk16 Dv24 lens 1..700, g mild",
+        (2, 4, 16, 24),
+        &[1, 63, 64, 65, 150, 700],
+        &[3, 0, 5, 1, 2, 4],
         (-5.0, -1.0),
-    );
-    case(ctx, "Hk2 Hv4 Dk16 Dv24 lens 1..700, g mild", &p, false);
-    let p = Problem::new(
-        ctx,
-        2,
-        4,
-        16,
-        24,
+        false,
+    ),
+    (
+        "tiny, decode rows recurrent [1,70,1,1]",
+        (2, 4, 16, 24),
         &[1, 70, 1, 1],
         &[0, 1, 2, 3],
         (-5.0, -1.0),
-    );
-    case(ctx, "tiny, decode rows recurrent [1,70,1,1]", &p, true);
-    let p = Problem::new(
-        ctx,
-        16,
-        16,
-        128,
-        128,
+        true,
+    ),
+    (
+        "Hk16 Hv16 D128 lens [65,1,150]",
+        (16, 16, 128, 128),
         &[65, 1, 150],
         &[1, 0, 2],
         (-5.0, -1.0),
-    );
-    assert!(gdn_chunked_supported(&ctx.rt, &p.shape));
-    case(ctx, "Hk16 Hv16 D128 lens [65,1,150]", &p, false);
-    let p = Problem::new(
-        ctx,
-        16,
-        32,
-        128,
-        128,
+        false,
+    ),
+    (
+        "Hk16 Hv32 D128 lens [700,63,64]",
+        (16, 32, 128, 128),
         &[700, 63, 64],
         &[2, 0, 1],
         (-5.0, -1.0),
-    );
-    case(ctx, "Hk16 Hv32 D128 lens [700,63,64]", &p, false);
-    let p = Problem::new(
-        ctx,
-        16,
-        32,
-        128,
-        128,
+        false,
+    ),
+    (
+        "Hv32 D128 decode rows recurrent",
+        (16, 32, 128, 128),
         &[1, 130, 1],
         &[0, 1, 2],
         (-5.0, -1.0),
-    );
-    case(ctx, "Hv32 D128 decode rows recurrent", &p, true);
+        true,
+    ),
+];
+
+pub fn gdn_chunked(ctx: &mut Ctx) {
+    for &(name, (hk, hv, dk, dv), lens, slots, gates, single_recurrent) in CASES {
+        let p = Problem::new(ctx, hk, hv, dk, dv, lens, slots, gates);
+        assert!(gdn_chunked_supported(&ctx.rt, &p.shape), "{name}");
+        case(ctx, name, &p, single_recurrent);
+    }
     timing(ctx);
 }
 
