@@ -145,14 +145,24 @@ fn probed_backends_confine_writes_and_network() {
 #[test]
 fn landlock_report_matches_the_kernel() {
     // When the kernel reports a Landlock ABI, the report's `landlock_works` must agree with
-    // what a tool observes.
+    // what a tool observes: where it works, a harmless command runs and a write outside is
+    // refused; where it does not (e.g. a container whose seccomp filter refuses
+    // `landlock_restrict_self`), a tool under it cannot start at all — and so cannot escape —
+    // and the report does not pick it.
     let report = probe();
     if let Some(abi) = report.landlock_abi {
         assert!(abi >= 1);
         let d = dirs();
         let reg = registry(SandboxBackend::Landlock { abi }, &d);
-        let (_, escaped) = write_outside(&reg, d.outside.path());
-        assert_eq!(escaped, !report.landlock_works);
+        let harmless = run(&reg, "shell", "command", "echo ok");
+        let (outside, escaped) = write_outside(&reg, d.outside.path());
+        assert!(!escaped, "{}", outside.content);
+        if report.landlock_works {
+            assert_eq!(harmless.exit_code, Some(0), "{}", harmless.content);
+        } else {
+            assert_ne!(harmless.exit_code, Some(0), "{}", harmless.content);
+            assert!(!matches!(report.backend, SandboxBackend::Landlock { .. }));
+        }
     } else {
         assert!(!report.landlock_works);
     }
