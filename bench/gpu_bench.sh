@@ -5,7 +5,8 @@
 #              cp target/release/arle .gpu/arle && strip .gpu/arle   (carry .gpu)
 # On the GPU machine: bash bench/gpu_bench.sh   (logs and JSON under $OUT)
 # Knobs (env): MODELS (default "llama3.1-8b qwen3-4b qwen3.5-2b"), SECTIONS (default
-# "p1 p2 p3 p4 hf"; "p1eager" adds P1 without CUDA graphs; "layers" decodes the shape cut to 1
+# "p1 p2 p3 p4 hf"; "llamacpp" adds the llama.cpp CUDA peer (P1, P3, P2 on the first model;
+# build it here with bench/build_llamacpp_cuda.sh and carry .gpu/llamacpp); "p1eager" adds P1 without CUDA graphs; "layers" decodes the shape cut to 1
 # and half its layers, for the per-layer cost), P2_N/P2_IN/P2_OUT (ours, default 1000/1000/1000 for the first model, then
 # P2_N_OTHER), P2_SEQS (max-num-seqs, 256), KV_TOKENS (our KV pool, 600000), P4_C ("1 16 64"),
 # P4_MNBT (the P4 server's --max-num-batched-tokens, 8192).
@@ -80,6 +81,12 @@ for m in $models; do
       >"$out/$m.hf.json.log" 2>"$out/$m.hf.err" || echo "$m HF peer failed (see $m.hf.err)"
     tail -1 "$out/$m.hf.json.log" >"$out/$m.hf.json"
   fi
+  if want llamacpp; then # llama.cpp CUDA (bench/build_llamacpp_cuda.sh built it; carry .gpu/llamacpp)
+    which=p1,p3; [ $first = 1 ] && which=p1,p3,p2
+    timeout 1500 python3 "$root/bench/llamacpp_cuda_peer.py" --model "$dir" --name "$m" --which "$which" \
+      >"$out/$m.lcpp.json.log" 2>"$out/$m.lcpp.err" || echo "$m llama.cpp peer failed (see $m.lcpp.err)"
+    tail -1 "$out/$m.lcpp.json.log" >"$out/$m.lcpp.json"
+  fi
   first=0
 done
 python3 - "$out" "$card" $models <<'PY'
@@ -92,41 +99,42 @@ def load(name):
         return None
 roof = load("roofline.json") or {}
 hbm, peak = roof.get("hbm_copy_gbps"), roof.get("bf16_gemm_tflops")
-rows = [("roofline", "HBM copy GB/s", f"{hbm:.0f}" if hbm else "-", "", "", ""),
-        ("roofline", "bf16 GEMM TFLOP/s", f"{peak:.0f}" if peak else "-", "", "", "")]
+rows = [("roofline", "HBM copy GB/s", f"{hbm:.0f}" if hbm else "-", "", "", "", ""),
+        ("roofline", "bf16 GEMM TFLOP/s", f"{peak:.0f}" if peak else "-", "", "", "", "")]
 f = lambda v, p=1: "-" if v is None else f"{v:.{p}f}"
 for m in models:
-    p1, p2, p3, hf, p1e = (load(f"{m}.{s}.json") for s in ("p1", "p2", "p3", "hf", "p1eager"))
-    hf = hf or {}
+    p1, p2, p3, hf, p1e, lc = (load(f"{m}.{s}.json") for s in ("p1", "p2", "p3", "hf", "p1eager", "lcpp"))
+    hf, lc = hf or {}, lc or {}
     for name in sorted(n for n in os.listdir(out) if n.startswith(f"{m}.layers") and n.endswith(".json")):
         lj = load(name)
         if lj:
             layers = name[len(m) + 7:-5]
             rows.append((m, f"decode tok/s, {layers} layers (per-layer cost)", "",
-                         f(lj["decode_tok_s"]["median"]), "", ""))
+                         f(lj["decode_tok_s"]["median"]), "", "", ""))
     if p1e:
         rows.append((m, "P1 decode tok/s, --enforce-eager", f(p1e.get("roofline_tok_s")),
-                     f(p1e["decode_tok_s"]["median"]), f(p1e.get("roofline_ratio"), 3), ""))
+                     f(p1e["decode_tok_s"]["median"]), f(p1e.get("roofline_ratio"), 3), "", ""))
     if p1:
         rows.append((m, "P1 decode tok/s", f(p1.get("roofline_tok_s")), f(p1["decode_tok_s"]["median"]),
-                     f(p1.get("roofline_ratio"), 3), f(hf.get("p1_decode_tok_s"))))
+                     f(p1.get("roofline_ratio"), 3), f(hf.get("p1_decode_tok_s")), f(lc.get("p1_decode_tok_s"))))
     if p3:
         roof_ms = p3["flops"] / (peak * 1e12) * 1e3 if p3.get("flops") and peak else None
         rows.append((m, "P3 prefill 4096 ms", f(roof_ms), f(p3["prefill_ms"]["median"]),
-                     "MFU " + f(p3.get("mfu"), 3), f(hf.get("p3_prefill_ms"))))
+                     "MFU " + f(p3.get("mfu"), 3), f(hf.get("p3_prefill_ms")), f(lc.get("p3_prefill_ms"))))
     if p2:
-        h2 = hf.get("p2") or {}
+        h2, l2 = hf.get("p2") or {}, lc.get("p2") or {}
+        peer = lambda d: f(d.get("output_tok_s")) + (f" ({d.get('batch')}x{d.get('in')}/{d.get('out')})" if d.get("output_tok_s") else "")
         rows.append((m, f"P2 out tok/s ({p2['num_prompts']}x{p2['input_len']}/{p2['output_len']})", "",
-                     f(p2["output_tok_s"]), "", f(h2.get("output_tok_s")) + (f" ({h2.get('batch')}x{h2.get('in')}/{h2.get('out')})" if h2.get("output_tok_s") else "")))
+                     f(p2["output_tok_s"]), "", peer(h2), peer(l2)))
     for c in (1, 16, 64):
         p4 = load(f"{m}.p4.c{c}.json")
         if p4:
             rows.append((m, f"P4 c={c} TTFT/TPOT/ITL p50 ms", "",
                          f"{p4['ttft_ms']['median']:.1f}/{p4['tpot_ms']['median']:.2f}/{p4['itl_ms']['median']:.2f}",
-                         f"ITL p99 {p4['itl_ms']['p99']:.2f}", ""))
+                         f"ITL p99 {p4['itl_ms']['p99']:.2f}", "", ""))
 print(f"\ncard: {card}   (every number below is from this card, this run)")
-hdr = ("model", "metric", "roofline", "ours", "ratio", "HF")
-w = [max(len(str(r[i])) for r in rows + [hdr]) for i in range(6)]
+hdr = ("model", "metric", "roofline", "ours", "ratio", "HF", "llama.cpp")
+w = [max(len(str(r[i])) for r in rows + [hdr]) for i in range(7)]
 for r in [hdr] + rows:
     print("  ".join(str(x).ljust(w[i]) for i, x in enumerate(r)))
 PY

@@ -25,6 +25,7 @@ use arle_sched::{
 
 use crate::device_sampling::DeviceSampling;
 use crate::handle::{EngineCommand, RequestId, Shared};
+use crate::phase_timing::PhaseTimes;
 use crate::request::{FinishReason, GenerateEvent};
 use crate::runner::{LogitsWanted, ModelRunner, PageCopy, SeqState, SeqStep, StateInit, StepRows};
 use crate::sequence::{ActiveRequest, ModelContext, Progress};
@@ -44,6 +45,8 @@ pub(crate) struct EngineLoop {
     pub(crate) finished_total: u64,
     /// Logits live on a GPU: sample there (requests without logprobs), copy back only ids.
     pub(crate) device_sampling: bool,
+    /// `ARLE_ENGINE_TIMING`: per-phase step times (off by default).
+    pub(crate) timing: PhaseTimes,
 }
 
 fn sched_id(id: RequestId) -> SchedId {
@@ -140,12 +143,19 @@ impl EngineLoop {
             .map(|(id, _)| *id)
             .collect();
         disconnected.into_iter().for_each(|id| self.abort(id));
+        let mut clock = self.timing.start();
         let output = self.scheduler.schedule().map_err(sched_err)?;
         if output.is_empty() {
             return Ok(());
         }
+        if let Some(c) = clock.as_mut() {
+            c.scheduled();
+        }
         let device = device_requests(&self.active, &output, self.device_sampling);
         let results = execute(&mut self.runner, &self.snapshots, &output, &device)?;
+        if let Some(c) = clock.as_mut() {
+            c.modelled();
+        }
         self.keep_snapshots(&output)?;
         let vocab = self.runner.model().info().vocab_size;
         let mut sampled = Vec::new();
@@ -207,6 +217,9 @@ impl EngineLoop {
             if let Some(reason) = u.finish_reason {
                 self.complete(RequestId(u.id.0), from_sched_reason(reason));
             }
+        }
+        if let Some(line) = clock.and_then(|c| self.timing.record(c, output.scheduled.len())) {
+            eprintln!("{line}");
         }
         Ok(())
     }

@@ -4,6 +4,7 @@
 //! - [`start_engine`] loads a model and spawns the engine thread; [`EngineHandle`] talks to it.
 //! - [`runner`]: one scheduled step → one batched forward over the paged KV cache.
 //! - `engine_loop` / `sequence`: the thread's loop and per-request state (private).
+//! - `phase_timing`: `ARLE_ENGINE_TIMING`, per-phase step times of the engine thread.
 
 pub mod config;
 pub mod device_sampling;
@@ -11,6 +12,7 @@ mod engine_loop;
 pub mod error;
 pub mod handle;
 mod memory_plan;
+mod phase_timing;
 pub mod request;
 pub mod runner;
 pub mod sampling;

@@ -125,6 +125,7 @@ pub fn start_engine_with_model(
         prompt_tokens_total: 0,
         generation_tokens_total: 0,
         finished_total: 0,
+        timing: crate::phase_timing::PhaseTimes::from_env(),
         device_sampling: config.device != arle_tensor::Device::Cpu,
     };
     engine.publish_stats();
