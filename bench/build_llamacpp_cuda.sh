@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the llama.cpp CUDA peer HERE (the CPU machine: no GPU is needed to compile) for
 # `SECTIONS=llamacpp bench/gpu_bench.sh`, and puts what the GPU machine needs under
-# .gpu/llamacpp (carry it): llama-batched-bench.xz, libcudart.so.13, the `gguf` wheel
-# (bench/make_random_gguf.py imports it from there) and VERSION.
+# .gpu-llamacpp (ignored by git; carry it in a call of its own, beside .gpu):
+# llama-batched-bench.xz, libcudart.so.13, the `gguf` wheel (bench/make_random_gguf.py imports
+# it from there) and VERSION.
 #
 # The GPU machine has no network and, on the cards lent so far, no usable nvcc; PyPI's CUDA 13.0
 # wheels do carry one (nvidia-cuda-nvcc 13.0.88 ships bin/nvcc, nvidia-nvvm ships cicc), so the
@@ -17,7 +18,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 work="${LLAMACPP_WORK:-/tmp/llamacpp-cuda}"
-dest="$root/.gpu/llamacpp"
+dest="$root/.gpu-llamacpp"
 sdist_version=0.3.36
 mkdir -p "$work/wheels" "$work/cuda" "$dest"
 

@@ -6,7 +6,7 @@
 # On the GPU machine: bash bench/gpu_bench.sh   (logs and JSON under $OUT)
 # Knobs (env): MODELS (default "llama3.1-8b qwen3-4b qwen3.5-2b"), SECTIONS (default
 # "p1 p2 p3 p4 hf"; "llamacpp" adds the llama.cpp CUDA peer (P1, P3, P2 on the first model;
-# build it here with bench/build_llamacpp_cuda.sh and carry .gpu/llamacpp); "p1eager" adds P1 without CUDA graphs; "layers" decodes the shape cut to 1
+# build it here with bench/build_llamacpp_cuda.sh and carry .gpu-llamacpp); "p1eager" adds P1 without CUDA graphs; "layers" decodes the shape cut to 1
 # and half its layers, for the per-layer cost), P2_N/P2_IN/P2_OUT (ours, default 1000/1000/1000 for the first model, then
 # P2_N_OTHER), P2_SEQS (max-num-seqs, 256), KV_TOKENS (our KV pool, 600000), P4_C ("1 16 64"),
 # P4_MNBT (the P4 server's --max-num-batched-tokens, 8192).
@@ -81,7 +81,7 @@ for m in $models; do
       >"$out/$m.hf.json.log" 2>"$out/$m.hf.err" || echo "$m HF peer failed (see $m.hf.err)"
     tail -1 "$out/$m.hf.json.log" >"$out/$m.hf.json"
   fi
-  if want llamacpp; then # llama.cpp CUDA (bench/build_llamacpp_cuda.sh built it; carry .gpu/llamacpp)
+  if want llamacpp; then # llama.cpp CUDA (bench/build_llamacpp_cuda.sh built it; carry .gpu-llamacpp)
     which=p1,p3; [ $first = 1 ] && which=p1,p3,p2
     timeout 1500 python3 "$root/bench/llamacpp_cuda_peer.py" --model "$dir" --name "$m" --which "$which" \
       >"$out/$m.lcpp.json.log" 2>"$out/$m.lcpp.err" || echo "$m llama.cpp peer failed (see $m.lcpp.err)"

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The llama.cpp CUDA peer of bench/gpu_bench.sh: P1, P3 and P2 on the same shapes, one JSON line.
 
-Runs on the GPU machine with what bench/build_llamacpp_cuda.sh put in .gpu/llamacpp (built on
+Runs on the GPU machine with what bench/build_llamacpp_cuda.sh put in .gpu-llamacpp (built on
 the CPU machine: `llama-batched-bench.xz`, unpacked to /tmp/arle-llamacpp on first use). The model is a
 random-weight GGUF (F16: 2 bytes per weight, as our bf16) written from the benchmark's
 config.json by bench/make_random_gguf.py. Every row is one `llama-batched-bench` run (flash
@@ -18,7 +18,7 @@ attention on, all layers on the GPU), matched to ours:
   does. Output tok/s = B * 1000 / (prompt + generation time).
 
     python3 bench/llamacpp_cuda_peer.py --model CONFIG_DIR --name NAME --which p1,p3,p2 \
-        [--bin-dir .gpu/llamacpp] [--gguf-dir /tmp/arle-bench-gguf]
+        [--bin-dir .gpu-llamacpp] [--gguf-dir /tmp/arle-bench-gguf]
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def main() -> None:
     ap.add_argument("--model", type=Path, required=True, help="folder with config.json")
     ap.add_argument("--name", required=True)
     ap.add_argument("--which", default="p1,p3")
-    ap.add_argument("--bin-dir", type=Path, default=HERE.parent / ".gpu" / "llamacpp")
+    ap.add_argument("--bin-dir", type=Path, default=HERE.parent / ".gpu-llamacpp")
     ap.add_argument("--gguf-dir", type=Path, default=Path("/tmp/arle-bench-gguf"))
     a = ap.parse_args()
     which = set(a.which.split(","))
