@@ -2,6 +2,9 @@
 //! tool that writes outside the work directory and one that opens a TCP connection to a
 //! listener in this test process; both must fail, while writing inside the work directory
 //! works. With no sandbox the same tools succeed (the control that shows the tests can fail).
+//! A kernel that reports a Landlock ABI but refuses `landlock_restrict_self` (CI's containers) is
+//! reproduced with a seccomp filter in a child of this binary: the report must say Landlock does
+//! not work there.
 
 #![allow(clippy::unwrap_used)]
 
@@ -166,4 +169,90 @@ fn landlock_report_matches_the_kernel() {
     } else {
         assert!(!report.landlock_works);
     }
+}
+
+/// Set in a child of this test binary that must print its `probe()` report and exit.
+const PROBE_CHILD: &str = "ARLE_SANDBOX_TEST_PROBE_CHILD";
+
+/// This test binary again, running `test_name` alone with `env` set, under a seccomp filter that
+/// makes `landlock_restrict_self` fail with EPERM — what CI's containers do while still
+/// reporting a Landlock ABI.
+/// `Err` when the filter cannot be installed here (a sandbox that forbids seccomp filters).
+fn run_with_landlock_refused(
+    test_name: &str,
+    env: &[(&str, &str)],
+) -> std::io::Result<std::process::Output> {
+    use std::os::unix::process::CommandExt;
+    let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+    command.args(["--exact", test_name, "--nocapture", "--test-threads=1"]);
+    command.envs(env.iter().copied());
+    let nr = u32::try_from(libc::SYS_landlock_restrict_self).unwrap();
+    // SAFETY: runs in the forked child before exec; builds a 4-instruction filter on the stack and
+    // makes two prctl calls (async-signal-safe).
+    unsafe {
+        command.pre_exec(move || {
+            let ld = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+            let jeq = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+            let ret = (libc::BPF_RET | libc::BPF_K) as u16;
+            let mut filter = [
+                libc::BPF_STMT(ld, 0), // seccomp_data.nr
+                libc::BPF_JUMP(jeq, nr, 0, 1),
+                libc::BPF_STMT(ret, libc::SECCOMP_RET_ERRNO | libc::EPERM as u32),
+                libc::BPF_STMT(ret, libc::SECCOMP_RET_ALLOW),
+            ];
+            let program = libc::sock_fprog {
+                len: filter.len() as u16,
+                filter: filter.as_mut_ptr(),
+            };
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    libc::SECCOMP_MODE_FILTER,
+                    &program as *const libc::sock_fprog,
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    command.output()
+}
+
+#[test]
+fn a_refused_landlock_is_reported_and_tested_as_not_working() {
+    if std::env::var_os(PROBE_CHILD).is_some() {
+        println!("REPORT {}", serde_json::to_string(&probe()).unwrap());
+        return;
+    }
+    if probe().landlock_abi.is_none() {
+        return; // no Landlock on this kernel: nothing to refuse
+    }
+    let child = match run_with_landlock_refused(
+        "a_refused_landlock_is_reported_and_tested_as_not_working",
+        &[(PROBE_CHILD, "1")],
+    ) {
+        Ok(child) => child,
+        Err(e) => {
+            eprintln!("cannot install a seccomp filter here ({e}); nothing to reproduce");
+            return;
+        }
+    };
+    let stdout = String::from_utf8_lossy(&child.stdout);
+    let report: serde_json::Value = stdout
+        .lines()
+        .find_map(|l| l.split_once("REPORT ").map(|(_, json)| json))
+        .map(|j| serde_json::from_str(j).unwrap())
+        .unwrap_or_else(|| panic!("no report from the child: {stdout}"));
+    assert!(report["landlock_abi"].is_i64(), "{report}");
+    assert_eq!(report["landlock_works"], false, "{report}");
+    assert_ne!(report["backend"]["kind"], "landlock", "{report}");
+    // The kernel-agreement test holds there too (it failed in CI before it learnt this case).
+    let agreement = run_with_landlock_refused("landlock_report_matches_the_kernel", &[]).unwrap();
+    assert!(
+        agreement.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&agreement.stdout),
+        String::from_utf8_lossy(&agreement.stderr)
+    );
 }
