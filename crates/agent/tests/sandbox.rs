@@ -2,9 +2,10 @@
 //! tool that writes outside the work directory and one that opens a TCP connection to a
 //! listener in this test process; both must fail, while writing inside the work directory
 //! works. With no sandbox the same tools succeed (the control that shows the tests can fail).
-//! A kernel that reports a Landlock ABI but refuses `landlock_restrict_self` (CI's containers) is
-//! reproduced with a seccomp filter in a child of this binary: the report must say Landlock does
-//! not work there.
+//! A kernel that reports a Landlock ABI but refuses `landlock_restrict_self` (a container's
+//! seccomp profile can) is reproduced with a seccomp filter in a child of this binary: the report
+//! must say Landlock does not work there. Probes run concurrently must agree (they once shared a
+//! scratch directory, and one probe removing it failed another's tools: CI's failure).
 
 #![allow(clippy::unwrap_used)]
 
@@ -175,8 +176,8 @@ fn landlock_report_matches_the_kernel() {
 const PROBE_CHILD: &str = "ARLE_SANDBOX_TEST_PROBE_CHILD";
 
 /// This test binary again, running `test_name` alone with `env` set, under a seccomp filter that
-/// makes `landlock_restrict_self` fail with EPERM — what CI's containers do while still
-/// reporting a Landlock ABI.
+/// makes `landlock_restrict_self` fail with EPERM — what a container's seccomp profile can do
+/// while the kernel still reports a Landlock ABI.
 /// `Err` when the filter cannot be installed here (a sandbox that forbids seccomp filters).
 fn run_with_landlock_refused(
     test_name: &str,
@@ -247,7 +248,7 @@ fn a_refused_landlock_is_reported_and_tested_as_not_working() {
     assert!(report["landlock_abi"].is_i64(), "{report}");
     assert_eq!(report["landlock_works"], false, "{report}");
     assert_ne!(report["backend"]["kind"], "landlock", "{report}");
-    // The kernel-agreement test holds there too (it failed in CI before it learnt this case).
+    // The kernel-agreement test holds there too (before it learnt this case it did not).
     let agreement = run_with_landlock_refused("landlock_report_matches_the_kernel", &[]).unwrap();
     assert!(
         agreement.status.success(),
@@ -255,4 +256,23 @@ fn a_refused_landlock_is_reported_and_tested_as_not_working() {
         String::from_utf8_lossy(&agreement.stdout),
         String::from_utf8_lossy(&agreement.stderr)
     );
+}
+
+#[test]
+fn concurrent_probes_agree() {
+    // Probes running at once in one process (the tests here, or an agent and a doctor check)
+    // each get their own scratch directory: one finishing must not break another's tools.
+    let reports: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| s.spawn(|| (0..4).map(|_| probe()).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let first = &reports[0];
+    for r in &reports {
+        assert_eq!(r, first);
+    }
 }

@@ -4,6 +4,7 @@
 //! Invariant: an entry is written to a temporary file and renamed, so readers never see a
 //! partial CUBIN; any change to a source, option or NVRTC version changes the key.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -98,8 +99,11 @@ impl KernelCache {
             move |source| KernelError::CacheIo { path, source }
         };
         std::fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
-        std::fs::rename(&tmp, path).map_err(io(path))
+        // A uniquely named temporary file, renamed into place: concurrent stores of the same
+        // kernel (threads or processes) each rename a complete file; readers never see a part.
+        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir).map_err(io(&self.dir))?;
+        tmp.write_all(bytes).map_err(io(tmp.path()))?;
+        tmp.persist(path).map_err(|e| io(path)(e.error))?;
+        Ok(())
     }
 }

@@ -63,11 +63,21 @@ pub struct SandboxReport {
 }
 
 /// Runs the backends with the real policy on throwaway directories and reports what works.
+///
+/// Each call has its own scratch directory (concurrent probes in one process must not share
+/// one: a probe that removed it under another made that one's tools fail to start).
 pub fn probe() -> SandboxReport {
     let bwrap_path = find_in_path("bwrap");
     let landlock_abi = landlock_abi();
-    let scratch = std::env::temp_dir().join(format!("arle-sandbox-probe-{}", std::process::id()));
-    let scratch_ok = std::fs::create_dir_all(&scratch).is_ok();
+    let scratch_dir = tempfile::Builder::new()
+        .prefix("arle-sandbox-probe-")
+        .tempdir()
+        .ok();
+    let scratch = scratch_dir
+        .as_ref()
+        .map(|d| d.path().to_path_buf())
+        .unwrap_or_default();
+    let scratch_ok = scratch_dir.is_some();
     let (bwrap_works, bwrap_error) = match (&bwrap_path, scratch_ok) {
         (Some(path), true) => {
             let sandbox = Sandbox::with_backend(
@@ -90,7 +100,7 @@ pub fn probe() -> SandboxReport {
         }
         _ => false,
     };
-    let _ = std::fs::remove_dir_all(&scratch);
+    drop(scratch_dir);
     let backend = match (&bwrap_path, bwrap_works, landlock_abi, landlock_works) {
         (Some(path), true, _, _) => SandboxBackend::Bubblewrap { path: path.clone() },
         (_, _, Some(abi), true) => SandboxBackend::Landlock { abi },

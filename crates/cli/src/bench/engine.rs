@@ -134,17 +134,16 @@ fn dummy_tokenizer(dir: &Path, vocab_size: usize) -> anyhow::Result<Tokenizer> {
     if dir.join("tokenizer.json").is_file() {
         return Tokenizer::from_hf_dir(dir).context("reading the model's tokenizer");
     }
-    let tmp = std::env::temp_dir().join(format!(
-        "arle-dummy-tokenizer-{vocab_size}-{}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    let path = tmp.join("tokenizer.json");
+    // A directory of its own per call: engines started concurrently in one process must not
+    // read each other's half-written file.
+    let tmp = tempfile::Builder::new()
+        .prefix("arle-dummy-tokenizer-")
+        .tempdir()
+        .context("creating a temporary directory for the synthetic tokenizer")?;
+    let path = tmp.path().join("tokenizer.json");
     std::fs::write(&path, id_word_tokenizer_json(vocab_size).to_string())
         .with_context(|| format!("writing {}", path.display()))?;
-    let tok = Tokenizer::from_hf_dir(&tmp).context("building the synthetic tokenizer");
-    let _ = std::fs::remove_dir_all(&tmp);
-    tok
+    Tokenizer::from_hf_dir(tmp.path()).context("building the synthetic tokenizer")
 }
 
 /// A `tokenizers` word-level tokenizer: word `"i"` ↔ id `i`, whitespace-split, joined by spaces.
