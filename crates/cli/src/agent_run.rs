@@ -55,16 +55,6 @@ pub struct AgentArgs {
     pub max_tool_output: usize,
 }
 
-/// A private temp directory for the tools, removed on drop.
-#[derive(Debug)]
-struct ToolTmp(PathBuf);
-
-impl Drop for ToolTmp {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A ready agent and what the front ends show about it.
 pub struct AgentSession {
     pub agent: Agent,
@@ -74,7 +64,8 @@ pub struct AgentSession {
     pub sandbox: Option<SandboxBackend>,
     /// "in-process (PATH)" or the server URL.
     pub backend_description: String,
-    _tool_tmp: Option<ToolTmp>,
+    /// The tools' private temp directory (unique name, mode 0700), removed on drop.
+    _tool_tmp: Option<tempfile::TempDir>,
 }
 
 impl AgentSession {
@@ -138,7 +129,9 @@ impl AgentSession {
     }
 }
 
-fn tool_registry(args: &AgentArgs) -> anyhow::Result<(ToolRegistry, SandboxBackend, ToolTmp)> {
+fn tool_registry(
+    args: &AgentArgs,
+) -> anyhow::Result<(ToolRegistry, SandboxBackend, tempfile::TempDir)> {
     let work_dir = match &args.work_dir {
         Some(dir) => dir.clone(),
         None => std::env::current_dir().context("reading the current directory")?,
@@ -146,9 +139,10 @@ fn tool_registry(args: &AgentArgs) -> anyhow::Result<(ToolRegistry, SandboxBacke
     let work_dir = work_dir
         .canonicalize()
         .with_context(|| format!("tool working directory {}", work_dir.display()))?;
-    let tmp = std::env::temp_dir().join(format!("arle-tools-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    let tmp = ToolTmp(tmp);
+    let tmp = tempfile::Builder::new()
+        .prefix("arle-tools-")
+        .tempdir()
+        .context("creating the tools' temporary directory")?;
     let backend = if args.no_sandbox {
         eprintln!("{}", no_sandbox_warning());
         SandboxBackend::None
@@ -166,7 +160,7 @@ fn tool_registry(args: &AgentArgs) -> anyhow::Result<(ToolRegistry, SandboxBacke
     };
     let registry = ToolRegistry::new(ToolConfig {
         work_dir,
-        tmp_dir: tmp.0.clone(),
+        tmp_dir: tmp.path().to_path_buf(),
         timeout: Duration::from_secs_f64(args.tool_timeout.max(0.001)),
         max_output_bytes: args.max_tool_output,
         sandbox: backend.clone(),
