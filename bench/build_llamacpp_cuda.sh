@@ -13,7 +13,7 @@
 # sm_90 (H100 and H200) only, static ggml, no CUDA VMM (so only libcudart/libcublas are needed
 # at run time; the GPU machine has libcublas.so.13 under /usr/local/cuda).
 #
-# Work dir: $LLAMACPP_WORK (default /tmp/llamacpp-cuda). Took 50 min on this 2-core machine
+# Work dir: $LLAMACPP_WORK (default /tmp/llamacpp-cuda). Took 24 min on this 2-core machine
 # (the CUDA template instances); a rebuild reuses the ninja tree.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"

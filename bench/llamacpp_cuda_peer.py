@@ -94,9 +94,11 @@ def unpack(bin_dir: Path) -> str:
     exe = Path("/tmp/arle-llamacpp/llama-batched-bench")
     if not exe.exists():
         exe.parent.mkdir(parents=True, exist_ok=True)
-        with lzma.open(bin_dir / "llama-batched-bench.xz") as src, open(exe, "wb") as dst:
+        part = exe.with_suffix(".part")  # renamed when complete: no half-unpacked binary stays
+        with lzma.open(bin_dir / "llama-batched-bench.xz") as src, open(part, "wb") as dst:
             shutil.copyfileobj(src, dst)
-        exe.chmod(0o755)
+        part.chmod(0o755)
+        part.rename(exe)
     return str(exe)
 
 
@@ -109,6 +111,8 @@ def main() -> None:
     ap.add_argument("--gguf-dir", type=Path, default=Path("/tmp/arle-bench-gguf"))
     a = ap.parse_args()
     which = set(a.which.split(","))
+    if not which <= {"p1", "p2", "p3"}:
+        ap.error(f"--which takes p1, p2, p3 (comma-separated), not {a.which!r}")
     sys.path.insert(0, str(a.bin_dir / "gguf.whl"))  # pure-python wheel, importable as a zip
     sys.path.insert(0, str(HERE))
     import make_random_gguf

@@ -109,7 +109,6 @@ def write(config: dict, out: Path, dtype: str) -> None:
     w.add_unk_token_id(0)
 
     rnd = Weights(dtype)
-    ones = lambda n: np.ones(n, dtype=np.float32)  # noqa: E731
     # numpy shape (rows, cols) = HF [out_features, in_features]; gguf reverses it on disk.
     tensors: list[tuple[str, int, int | None]] = [("token_embd.weight", vocab, hidden)]
     for i in range(layers):
@@ -144,7 +143,8 @@ def write(config: dict, out: Path, dtype: str) -> None:
     w.write_kv_data_to_file()
     w.write_ti_data_to_file()
     for name, rows, cols in tensors:
-        w.write_tensor_data(ones(rows) if cols is None else rnd.matrix(rows, cols))
+        norm = cols is None
+        w.write_tensor_data(np.ones(rows, dtype=np.float32) if norm else rnd.matrix(rows, cols))
     w.close()
 
 

@@ -13,18 +13,8 @@ use std::time::{Duration, Instant};
 /// Steps per log line from the environment, or None when the knob is off.
 fn every_from_env() -> Option<u64> {
     static EVERY: OnceLock<Option<u64>> = OnceLock::new();
-    *EVERY.get_or_init(|| parse_every(std::env::var("ARLE_ENGINE_TIMING").ok().as_deref()))
-}
-
-/// `None`/`""`/`"0"` → off; `"1"` or a non-number → every 100 steps; `"N"` → every N.
-fn parse_every(value: Option<&str>) -> Option<u64> {
-    let v = value?.trim();
-    match v.parse::<u64>() {
-        Ok(0) => None,
-        Ok(1) => Some(100),
-        Ok(n) => Some(n),
-        Err(_) => (!v.is_empty()).then_some(100),
-    }
+    *EVERY
+        .get_or_init(|| arle_tensor::timing_knob::steps_per_log_from_env("ARLE_ENGINE_TIMING", 100))
 }
 
 /// Phase sums of the current window of steps.
@@ -119,16 +109,6 @@ impl StepClock {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn knob_values() {
-        assert_eq!(parse_every(None), None);
-        assert_eq!(parse_every(Some("")), None);
-        assert_eq!(parse_every(Some("0")), None);
-        assert_eq!(parse_every(Some("1")), Some(100));
-        assert_eq!(parse_every(Some(" 7 ")), Some(7));
-        assert_eq!(parse_every(Some("yes")), Some(100));
-    }
 
     #[test]
     fn off_means_no_clock() {

@@ -8,6 +8,7 @@
 //! - [`ops`]: the op set (linear, norms, rope, paged attention, ...). Models call only these.
 //! - [`quant`]: GGUF block dequantisation and dot products.
 //! - [`kv`]: paged KV storage (16-token pages) read through block tables.
+//! - [`timing_knob`]: the value convention of the `ARLE_*_TIMING` diagnostics knobs.
 //!
 //! Invariant: every op checks shapes and returns [`TensorError`] instead of panicking.
 
@@ -21,6 +22,7 @@ pub mod ops;
 pub mod quant;
 pub mod tensor;
 pub mod threads;
+pub mod timing_knob;
 pub mod weight;
 
 pub use bytes::Bytes;

@@ -73,17 +73,13 @@ pub fn probe() -> SandboxReport {
         .prefix("arle-sandbox-probe-")
         .tempdir()
         .ok();
-    let scratch = scratch_dir
-        .as_ref()
-        .map(|d| d.path().to_path_buf())
-        .unwrap_or_default();
-    let scratch_ok = scratch_dir.is_some();
-    let (bwrap_works, bwrap_error) = match (&bwrap_path, scratch_ok) {
-        (Some(path), true) => {
+    let scratch = scratch_dir.as_ref().map(|d| d.path());
+    let (bwrap_works, bwrap_error) = match (&bwrap_path, scratch) {
+        (Some(path), Some(scratch)) => {
             let sandbox = Sandbox::with_backend(
                 SandboxBackend::Bubblewrap { path: path.clone() },
-                &scratch,
-                &scratch,
+                scratch,
+                scratch,
             );
             match try_true(&sandbox) {
                 Ok(()) => (true, None),
@@ -92,15 +88,14 @@ pub fn probe() -> SandboxReport {
         }
         _ => (false, None),
     };
-    let landlock_works = match (landlock_abi, scratch_ok) {
-        (Some(abi), true) => {
-            let sandbox =
-                Sandbox::with_backend(SandboxBackend::Landlock { abi }, &scratch, &scratch);
+    let landlock_works = match (landlock_abi, scratch) {
+        (Some(abi), Some(scratch)) => {
+            let sandbox = Sandbox::with_backend(SandboxBackend::Landlock { abi }, scratch, scratch);
             try_true(&sandbox).is_ok()
         }
         _ => false,
     };
-    drop(scratch_dir);
+    drop(scratch_dir); // removes the scratch directory
     let backend = match (&bwrap_path, bwrap_works, landlock_abi, landlock_works) {
         (Some(path), true, _, _) => SandboxBackend::Bubblewrap { path: path.clone() },
         (_, _, Some(abi), true) => SandboxBackend::Landlock { abi },

@@ -20,15 +20,7 @@ use crate::{Result, Tensor};
 /// Steps per log line, or None when the knob is off.
 fn every() -> Option<u64> {
     static EVERY: OnceLock<Option<u64>> = OnceLock::new();
-    *EVERY.get_or_init(|| {
-        let v = std::env::var("ARLE_STEP_TIMING").ok()?;
-        match v.trim().parse::<u64>() {
-            Ok(0) => None,
-            Ok(1) => Some(32),
-            Ok(n) => Some(n),
-            Err(_) => (!v.trim().is_empty()).then_some(32),
-        }
-    })
+    *EVERY.get_or_init(|| crate::timing_knob::steps_per_log_from_env("ARLE_STEP_TIMING", 32))
 }
 
 /// Sums over the current window.
